@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "dipc",
+    products: [
+        .executable(name: "dipc", targets: ["dipc"]),
+        .executable(name: "dipcrm", targets: ["dipcrm"]),
+        .executable(name: "dipc-client", targets: ["dipc-client"]),
+        .library(name: "DIPCClient", targets: ["DIPCClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    ],
+    targets: [
+        // C wrappers for what Swift cannot call (variadic semctl, futex, spawn with setsid).
+        .target(name: "CDIPCShims", path: "Sources/CDIPCShims"),
+        // The wire format: incremental request decoder and reply encoder. No I/O.
+        .target(name: "DIPCProtocol", path: "Sources/DIPCProtocol"),
+        // BlockBackend, geometry, errors, syscall helpers, shared layout, coordinator.
+        .target(
+            name: "DIPCCore",
+            dependencies: ["CDIPCShims", .product(name: "Atomics", package: "swift-atomics")],
+            path: "Sources/DIPCCore"),
+        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "CDIPCShims"], path: "Backends/SysV"),
+        .target(name: "DIPCPOSIX", dependencies: ["DIPCCore"], path: "Backends/POSIX"),
+        // Listener, connection threads, limits, lifecycle. Never names a concrete backend.
+        .target(
+            name: "DIPCServer",
+            dependencies: [
+                "DIPCCore", "DIPCProtocol", "CDIPCShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            path: "Sources/DIPCServer"),
+        // The one composition target that names the concrete backends.
+        .target(
+            name: "DIPCBackends",
+            dependencies: ["DIPCCore", "DIPCSysV", "DIPCPOSIX"],
+            path: "Sources/DIPCBackends"),
+        .target(name: "DIPCClient", dependencies: ["DIPCProtocol"], path: "Sources/DIPCClient"),
+        .executableTarget(
+            name: "dipc",
+            dependencies: [
+                "DIPCServer", "DIPCBackends", "DIPCCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/dipc"),
+        .executableTarget(
+            name: "dipcrm",
+            dependencies: [
+                "DIPCServer", "DIPCBackends", "DIPCCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/dipcrm"),
+        .executableTarget(
+            name: "dipc-client",
+            dependencies: ["DIPCClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/dipc-client"),
+        .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol"]),
+        // Second process for the coordinator's cross-process tests.
+        .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
+        .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "DIPCBackends", "dipc-lockprobe"]),
+        .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient", "DIPCProtocol"]),
+        .testTarget(name: "DIPCEndToEndTests", dependencies: ["DIPCClient"]),
+    ]
+)

@@ -1,0 +1,171 @@
+import Glibc
+
+/// A connected, blocking TCP socket with send/receive timeouts.
+///
+/// Contract:
+/// - `connect` resolves `host` with getaddrinfo (IPv4 and IPv6, numeric service) and
+///   tries each address in turn; the timeout bounds each connect attempt as well as
+///   every later send and receive (0 or less: no timeout).
+/// - `sendAll` writes every byte or throws; it never raises SIGPIPE (MSG_NOSIGNAL).
+/// - `receive` returns at least one byte, or 0 at end of stream; it throws on error or
+///   when no byte arrives within the receive timeout.
+/// - Errors are `DIPCClientError.connection`, naming the call, the peer and strerror.
+/// - Not thread-safe. The descriptor is closed by `close()` (idempotent) or deinit.
+final class TCPStream {
+    private(set) var fd: Int32
+    /// "host:port" as given by the caller, for error messages.
+    let peer: String
+    /// The timeout applied to sends and receives, in seconds (0: none).
+    let timeoutSeconds: Double
+
+    private init(fd: Int32, peer: String, timeoutSeconds: Double) {
+        self.fd = fd
+        self.peer = peer
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    deinit { close() }
+
+    var isOpen: Bool { fd >= 0 }
+
+    /// Connects to `host`:`port`, trying every address getaddrinfo returns.
+    static func connect(host: String, port: Int, timeoutSeconds: Double) throws -> TCPStream {
+        let peer = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        guard (1...65535).contains(port) else {
+            throw DIPCClientError.connection("connect to \(peer): invalid port \(port) (must be 1-65535)")
+        }
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV
+        var list: UnsafeMutablePointer<addrinfo>? = nil
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        if rc != 0 {
+            let text = rc == EAI_SYSTEM ? errnoText(errno) : String(cString: gai_strerror(rc))
+            throw DIPCClientError.connection("getaddrinfo(\(host)): \(text)")
+        }
+        defer { freeaddrinfo(list) }
+
+        var lastError: DIPCClientError = .connection("connect to \(peer): no usable address")
+        var entry = list
+        while let ai = entry {
+            entry = ai.pointee.ai_next
+            let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue),
+                            ai.pointee.ai_protocol)
+            if fd < 0 {
+                lastError = connectionError("socket for \(peer)", errno: errno)
+                continue
+            }
+            let stream = TCPStream(fd: fd, peer: peer, timeoutSeconds: timeoutSeconds)
+            do {
+                try stream.setTimeout(SO_SNDTIMEO, seconds: timeoutSeconds)
+                try stream.setTimeout(SO_RCVTIMEO, seconds: timeoutSeconds)
+            } catch let error as DIPCClientError {
+                lastError = error
+                continue  // stream's deinit closes fd
+            }
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            if Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 {
+                return stream
+            }
+            let code = errno
+            if code == EINPROGRESS || code == EAGAIN {
+                lastError = .connection("connect to \(peer): timed out after \(formatSeconds(timeoutSeconds)) s")
+            } else {
+                lastError = connectionError("connect to \(peer)", errno: code)
+            }
+        }
+        throw lastError
+    }
+
+    /// Sets SO_RCVTIMEO or SO_SNDTIMEO (0 or less: block without limit).
+    func setTimeout(_ option: Int32, seconds: Double) throws {
+        var tv = timeval()
+        if seconds > 0 {
+            let whole = seconds.rounded(.down)
+            tv.tv_sec = Int(whole)
+            tv.tv_usec = Int(((seconds - whole) * 1_000_000).rounded())
+            if tv.tv_sec == 0 && tv.tv_usec == 0 { tv.tv_usec = 1 }
+        }
+        if setsockopt(fd, SOL_SOCKET, option, &tv, socklen_t(MemoryLayout<timeval>.size)) != 0 {
+            let name = option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO"
+            throw connectionError("setsockopt(\(name)) on \(peer)", errno: errno)
+        }
+    }
+
+    /// Sends every byte of `bytes`.
+    func sendAll(_ bytes: [UInt8]) throws {
+        guard isOpen else { throw DIPCClientError.connection("send to \(peer): connection is closed") }
+        var sent = 0
+        try bytes.withUnsafeBytes { raw in
+            while sent < raw.count {
+                let n = Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                if n > 0 {
+                    sent += n
+                    continue
+                }
+                let code = errno
+                if n < 0 && code == EINTR { continue }
+                if n < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+                    throw DIPCClientError.connection(
+                        "send to \(peer): timed out after \(formatSeconds(timeoutSeconds)) s")
+                }
+                throw connectionError("send to \(peer)", errno: code)
+            }
+        }
+    }
+
+    /// Receives up to `capacity` bytes into `buffer` (appending); returns the count, 0 at EOF.
+    /// `receiveTimeout` is only used for the error message.
+    func receive(into buffer: inout [UInt8], capacity: Int, receiveTimeout: Double) throws -> Int {
+        guard isOpen else { throw DIPCClientError.connection("recv from \(peer): connection is closed") }
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: capacity))
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in
+                Glibc.recv(fd, raw.baseAddress! + start, capacity, 0)
+            }
+            if n >= 0 {
+                buffer.removeLast(capacity - n)
+                return n
+            }
+            let code = errno
+            if code == EINTR { continue }
+            buffer.removeLast(capacity)
+            if code == EAGAIN || code == EWOULDBLOCK {
+                throw DIPCClientError.connection(
+                    "recv from \(peer): timed out after \(formatSeconds(receiveTimeout)) s")
+            }
+            throw connectionError("recv from \(peer)", errno: code)
+        }
+    }
+
+    /// Receives whatever is already queued, without waiting; returns the count (0 when
+    /// nothing is queued, at EOF, or on error).
+    func receiveQueued(into buffer: inout [UInt8], capacity: Int) -> Int {
+        guard isOpen else { return 0 }
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: capacity))
+        let n = buffer.withUnsafeMutableBytes { raw in
+            Glibc.recv(fd, raw.baseAddress! + start, capacity, Int32(MSG_DONTWAIT))
+        }
+        let got = max(n, 0)
+        buffer.removeLast(capacity - got)
+        return got
+    }
+
+    /// Closes the socket; later calls fail with "connection is closed".
+    func close() {
+        if fd >= 0 {
+            _ = Glibc.close(fd)
+            fd = -1
+        }
+    }
+}
+
+/// "30", "0.25": seconds for messages, without trailing zeros.
+func formatSeconds(_ seconds: Double) -> String {
+    if seconds == seconds.rounded() && abs(seconds) < 1e15 { return String(Int(seconds)) }
+    return String(seconds)
+}

@@ -1,0 +1,177 @@
+import Atomics
+
+/// A `BlockBackend` whose whole store (control region and mailbox blocks) lives in
+/// one `SharedSegment`, laid out as `StoreLayout` describes. The System V and POSIX
+/// backends are this type over their own segment.
+public final class MappedBlockBackend: BlockBackend {
+    public let geometry: StoreGeometry
+    public let segment: SharedSegment
+    private let blocks: UnsafeMutableRawPointer
+    private let stride: Int
+    private let capacity: Int
+
+    /// Wraps `segment` for a store of `geometry`; throws `StoreError.geometryMismatch`
+    /// or `.corrupt` when the segment is too small for it. The caller unmaps the
+    /// segment when this throws.
+    public init(segment: SharedSegment, geometry: StoreGeometry, name: String) throws {
+        guard let needed = StoreLayout.mappedSize(for: geometry) else {
+            throw StoreError.tooLarge("\(geometry) is too large to address")
+        }
+        if segment.size < needed {
+            // Made for another geometry: say which, when its header is readable.
+            if segment.size >= StoreLayout.headerSize {
+                let header = StoreHeader(at: segment.base)
+                let (mailboxes, size) = header.storedGeometry
+                if header.storedMagic == StoreHeader.magic, mailboxes > 0, size > 0,
+                   mailboxes != UInt64(geometry.mailboxes) || size != UInt64(geometry.mailboxSize) {
+                    throw StoreError.geometryMismatch(
+                        name: name,
+                        existing: StoreGeometry(mailboxes: Int(clamping: mailboxes), mailboxSize: Int(clamping: size)),
+                        requested: geometry)
+                }
+            }
+            throw StoreError.corrupt(name: name, reason: "its shared memory has \(segment.size) bytes, \(geometry) needs \(needed)")
+        }
+        self.geometry = geometry
+        self.segment = segment
+        self.blocks = segment.base + StoreLayout.controlSize(for: geometry)
+        self.stride = StoreLayout.blockStride(for: geometry)
+        self.capacity = StoreLayout.slotCapacity(for: geometry)
+    }
+
+    public var control: UnsafeMutableRawPointer { segment.base }
+    public var createdControl: Bool { segment.created }
+    public var recordFields: [(String, String)] { segment.recordFields }
+
+    // MARK: block layout
+
+    private func block(_ mailbox: Int) -> UnsafeMutableRawPointer {
+        blocks + mailbox * stride
+    }
+
+    private func stateWord(_ mailbox: Int) -> UnsafeAtomic<UInt64> {
+        UnsafeAtomic(at: block(mailbox).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
+    }
+
+    private func slot(_ mailbox: Int, _ index: UInt64) -> UnsafeMutableRawPointer {
+        block(mailbox) + StoreLayout.blockHeaderSize + Int(index) * (StoreLayout.slotHeaderSize + capacity)
+    }
+
+    /// A slot's header: bytes used, message count, offset of the newest message.
+    private struct SlotHeader {
+        var used: Int
+        var count: Int
+        var lastOffset: Int
+
+        init(at slot: UnsafeMutableRawPointer) {
+            used = Int(slot.load(fromByteOffset: 0, as: UInt64.self))
+            count = Int(slot.load(fromByteOffset: 8, as: UInt64.self))
+            lastOffset = Int(slot.load(fromByteOffset: 16, as: UInt64.self))
+        }
+
+        init(used: Int, count: Int, lastOffset: Int) {
+            self.used = used
+            self.count = count
+            self.lastOffset = lastOffset
+        }
+
+        func store(at slot: UnsafeMutableRawPointer) {
+            slot.storeBytes(of: UInt64(used), toByteOffset: 0, as: UInt64.self)
+            slot.storeBytes(of: UInt64(count), toByteOffset: 8, as: UInt64.self)
+            slot.storeBytes(of: UInt64(lastOffset), toByteOffset: 16, as: UInt64.self)
+        }
+    }
+
+    private func data(_ slot: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        slot + StoreLayout.slotHeaderSize
+    }
+
+    /// Makes `spare` current with version+1 in one store: the commit point of every change.
+    private func publish(_ mailbox: Int, spare: UInt64, after state: UInt64) -> UInt64 {
+        let version = (state >> 1) + 1
+        stateWord(mailbox).store(version << 1 | spare, ordering: .releasing)
+        return version
+    }
+
+    private func copyMessage(at offset: Int, in slot: UnsafeMutableRawPointer, into buffer: inout [UInt8]) {
+        let base = data(slot) + offset
+        let length = Int(base.load(as: UInt64.self))
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: UnsafeRawBufferPointer(start: base + StoreLayout.messageOverhead, count: length))
+    }
+
+    // MARK: BlockBackend
+
+    public func readNewest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64 {
+        let state = stateWord(mailbox).load(ordering: .acquiring)
+        let current = slot(mailbox, state & 1)
+        let header = SlotHeader(at: current)
+        if header.count == 0 {
+            buffer.removeAll(keepingCapacity: true)
+        } else {
+            copyMessage(at: header.lastOffset, in: current, into: &buffer)
+        }
+        return state >> 1
+    }
+
+    public func version(of mailbox: Int) throws -> UInt64 {
+        stateWord(mailbox).load(ordering: .acquiring) >> 1
+    }
+
+    public func replace(_ mailbox: Int, with value: UnsafeRawBufferPointer) throws -> UInt64 {
+        let state = stateWord(mailbox).load(ordering: .acquiring)
+        let spareIndex = (state & 1) ^ 1
+        let spare = slot(mailbox, spareIndex)
+        let area = data(spare)
+        area.storeBytes(of: UInt64(value.count), as: UInt64.self)
+        if value.count > 0 {
+            (area + StoreLayout.messageOverhead).copyMemory(from: value.baseAddress!, byteCount: value.count)
+        }
+        SlotHeader(used: StoreLayout.messageOverhead + value.count, count: 1, lastOffset: 0).store(at: spare)
+        return publish(mailbox, spare: spareIndex, after: state)
+    }
+
+    public func append(_ mailbox: Int, _ value: UnsafeRawBufferPointer) throws -> UInt64? {
+        let state = stateWord(mailbox).load(ordering: .acquiring)
+        let current = slot(mailbox, state & 1)
+        let header = SlotHeader(at: current)
+        guard StoreLayout.fits(used: header.used, adding: value.count, in: geometry) else { return nil }
+        let spareIndex = (state & 1) ^ 1
+        let spare = slot(mailbox, spareIndex)
+        if header.used > 0 {
+            data(spare).copyMemory(from: data(current), byteCount: header.used)
+        }
+        let end = data(spare) + header.used
+        end.storeBytes(of: UInt64(value.count), as: UInt64.self)
+        if value.count > 0 {
+            (end + StoreLayout.messageOverhead).copyMemory(from: value.baseAddress!, byteCount: value.count)
+        }
+        SlotHeader(used: header.used + StoreLayout.messageOverhead + value.count, count: header.count + 1,
+                   lastOffset: header.used).store(at: spare)
+        return publish(mailbox, spare: spareIndex, after: state)
+    }
+
+    public func takeOldest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64? {
+        let state = stateWord(mailbox).load(ordering: .acquiring)
+        let current = slot(mailbox, state & 1)
+        let header = SlotHeader(at: current)
+        guard header.count > 0 else { return nil }
+        copyMessage(at: 0, in: current, into: &buffer)
+        let taken = StoreLayout.messageOverhead + buffer.count
+        let spareIndex = (state & 1) ^ 1
+        let spare = slot(mailbox, spareIndex)
+        let remaining = header.used - taken
+        if remaining > 0 {
+            data(spare).copyMemory(from: data(current) + taken, byteCount: remaining)
+        }
+        let rest = SlotHeader(used: remaining, count: header.count - 1,
+                              lastOffset: header.count > 1 ? header.lastOffset - taken : 0)
+        rest.store(at: spare)
+        return publish(mailbox, spare: spareIndex, after: state)
+    }
+
+    public func close(removing: Bool) throws {
+        segment.unmap()
+        if removing { try segment.remove() }
+    }
+}

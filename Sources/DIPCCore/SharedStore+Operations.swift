@@ -1,0 +1,73 @@
+/// Mailbox operations, each under the coordinator's lock for that mailbox. None of
+/// them touches a socket; callers copy data in before and out after.
+extension SharedStore {
+    /// The newest message (empty when none) into `buffer`; returns the version.
+    public func read(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64 {
+        try coordinator.withReadAccess(to: mailbox) {
+            try backend.readNewest(mailbox, into: &buffer)
+        }
+    }
+
+    /// The mailbox's version.
+    public func version(of mailbox: Int) throws -> UInt64 {
+        try coordinator.withReadAccess(to: mailbox) {
+            try backend.version(of: mailbox)
+        }
+    }
+
+    /// Replaces the mailbox's list with one message; returns the new version.
+    public func write(_ mailbox: Int, _ data: UnsafeRawBufferPointer) throws -> UInt64 {
+        let version = try coordinator.withWriteAccess(to: mailbox) {
+            try backend.replace(mailbox, with: data)
+        }
+        coordinator.notifyChange(of: mailbox)
+        return version
+    }
+
+    /// Appends a message; nil (and no change) when it does not fit now.
+    public func push(_ mailbox: Int, _ data: UnsafeRawBufferPointer) throws -> UInt64? {
+        let version = try coordinator.withWriteAccess(to: mailbox) {
+            try backend.append(mailbox, data)
+        }
+        if version != nil { coordinator.notifyChange(of: mailbox) }
+        return version
+    }
+
+    /// Removes the oldest message into `buffer`; nil (and no change) when empty.
+    public func take(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64? {
+        let version = try coordinator.withWriteAccess(to: mailbox) {
+            try backend.takeOldest(mailbox, into: &buffer)
+        }
+        if version != nil { coordinator.notifyChange(of: mailbox) }
+        return version
+    }
+
+    /// How a wait for a mailbox ended.
+    public enum WaitOutcome<Value> {
+        /// `attempt` succeeded with this value.
+        case done(Value)
+        /// The deadline passed first.
+        case timedOut
+        /// `shouldAbandon` asked to stop waiting.
+        case abandoned
+    }
+
+    /// Calls `attempt` until it returns a value, the monotonic `deadline` passes, or
+    /// `shouldAbandon` returns true. Between attempts it holds no lock and sleeps until
+    /// the mailbox changes (in any process sharing the store), waking at least every
+    /// `pollInterval` seconds to ask `shouldAbandon`.
+    public func wait<Value>(
+        on mailbox: Int, until deadline: Double, pollInterval: Double = 0.1,
+        shouldAbandon: () -> Bool, attempt: () throws -> Value?
+    ) throws -> WaitOutcome<Value> {
+        while true {
+            let sequence = coordinator.changeSequence(of: mailbox)
+            if let value = try attempt() { return .done(value) }
+            let remaining = deadline - monotonicSeconds()
+            if remaining <= 0 { return .timedOut }
+            if shouldAbandon() { return .abandoned }
+            let slice = min(remaining, pollInterval)
+            coordinator.waitForChange(of: mailbox, from: sequence, timeoutNanoseconds: Int64(slice * 1e9))
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Glibc
+
+/// One server's handle on a named store: the backend, wrapped by the store header
+/// (identity, geometry, attached servers) and the `Coordinator` (per-mailbox
+/// readers-writer locks in shared memory).
+///
+/// Lifecycle: `open` creates the store or attaches to it and claims a server slot;
+/// `detach` gives the slot back and removes the store when no other live server is
+/// attached. Every mailbox operation goes through the coordinator, so the
+/// guarantees hold across threads and across server processes alike.
+public final class SharedStore: @unchecked Sendable {
+    public let name: String
+    public let geometry: StoreGeometry
+    public let policy: CoordinatorPolicy
+    public let backend: BlockBackend
+    public let coordinator: Coordinator
+    /// This server's slot in the store header.
+    public let slot: Int
+    private let header: StoreHeader
+
+    /// Opens the store with `openBackend` (which creates or attaches the backend's
+    /// objects), formats it when this process created it, else checks that it is a
+    /// store named `name` with this geometry and policy, and claims a server slot.
+    ///
+    /// Throws `StoreError` (mismatch, corrupt, too many servers, not ready) or the
+    /// backend's `SystemError`. On failure nothing this call created is left behind.
+    public static func open(
+        name: String, geometry: StoreGeometry, policy: CoordinatorPolicy,
+        identity: ProcessIdentity = .current(),
+        deadlineSeconds: Double = 5,
+        openBackend: () throws -> BlockBackend
+    ) throws -> SharedStore {
+        let deadline = monotonicSeconds() + deadlineSeconds
+        while true {
+            let backend = try openBackend()
+            do {
+                if let store = try attach(backend: backend, name: name, geometry: geometry, policy: policy,
+                                          identity: identity, deadline: deadline) {
+                    return store
+                }
+            } catch {
+                try? backend.close(removing: backend.createdControl)
+                throw error
+            }
+            // The store was being removed by its last server: open it again.
+            try? backend.close(removing: false)
+            guard monotonicSeconds() < deadline else { throw StoreError.notReady(name: name) }
+            usleep(10_000)
+        }
+    }
+
+    /// Formats or validates, then claims a slot; nil when the store turned out to be removed.
+    private static func attach(
+        backend: BlockBackend, name: String, geometry: StoreGeometry, policy: CoordinatorPolicy,
+        identity: ProcessIdentity, deadline: Double
+    ) throws -> SharedStore? {
+        let header = StoreHeader(at: backend.control)
+        let region = backend.control + StoreLayout.headerSize
+        if backend.createdControl {
+            try header.format(name: name, geometry: geometry, policy: policy)
+            try Coordinator.initializeRegion(region, mailboxes: geometry.mailboxes)
+            header.setState(.ready)
+        } else {
+            while header.state == .formatting {
+                guard monotonicSeconds() < deadline else { throw StoreError.notReady(name: name) }
+                usleep(2_000)
+            }
+            if header.state == .removed { return nil }
+            try header.validate(name: name, geometry: geometry, policy: policy)
+        }
+        let coordinatorFor: (Int) -> Coordinator = { slot in
+            Coordinator(region: region, mailboxes: geometry.mailboxes, policy: policy, slot: slot,
+                        isSlotAlive: { [header] in header.isSlotAlive($0) })
+        }
+        let mutex = header.attachMutex
+        _ = try mutex.lock()  // the state it protects (slots) is repaired below either way
+        mutex.markConsistent()
+        defer { mutex.unlock() }
+        if header.state == .removed { return nil }
+        // Forget servers that died without detaching, so their locks and slots are free.
+        let janitor = coordinatorFor(0)
+        var free: Int?
+        for slot in 0..<Coordinator.maximumServers {
+            if header.occupant(of: slot) != nil, !header.isSlotAlive(slot) {
+                try janitor.purge(slot: slot)
+                header.release(slot: slot)
+            }
+            if free == nil, header.occupant(of: slot) == nil { free = slot }
+        }
+        guard let slot = free else {
+            throw StoreError.tooManyServers(name: name, limit: Coordinator.maximumServers)
+        }
+        header.claim(slot: slot, for: identity)
+        return SharedStore(name: name, geometry: geometry, policy: policy, backend: backend,
+                           coordinator: coordinatorFor(slot), slot: slot, header: header)
+    }
+
+    private init(name: String, geometry: StoreGeometry, policy: CoordinatorPolicy, backend: BlockBackend,
+                 coordinator: Coordinator, slot: Int, header: StoreHeader) {
+        self.name = name
+        self.geometry = geometry
+        self.policy = policy
+        self.backend = backend
+        self.coordinator = coordinator
+        self.slot = slot
+        self.header = header
+    }
+
+    /// Gives this server's slot back and closes the backend, removing the store's
+    /// shared objects when no other live server is attached. Returns whether it removed them.
+    @discardableResult
+    public func detach() throws -> Bool {
+        let last = try SharedStore.releaseSlot(slot, header: header, coordinator: coordinator)
+        try backend.close(removing: last)
+        return last
+    }
+
+    /// Frees `slot` (purging its locks) and, when no other live server remains,
+    /// marks the store removed. Returns whether the store should now be destroyed.
+    private static func releaseSlot(_ slot: Int, header: StoreHeader, coordinator: Coordinator) throws -> Bool {
+        let mutex = header.attachMutex
+        _ = try mutex.lock()
+        mutex.markConsistent()
+        defer { mutex.unlock() }
+        try coordinator.purge(slot: slot)
+        header.release(slot: slot)
+        let othersAlive = (0..<Coordinator.maximumServers).contains { header.isSlotAlive($0) }
+        if !othersAlive { header.setState(.removed) }
+        return !othersAlive
+    }
+
+    /// Cleans up after a server that died in `slot` without detaching: frees its slot
+    /// and locks, and destroys the store when no live server remains attached.
+    /// `backend` is an attach-only open of that store. Returns whether it was destroyed.
+    public static func cleanUpAfterCrash(backend: BlockBackend, name: String, geometry: StoreGeometry,
+                                         policy: CoordinatorPolicy, slot: Int) throws -> Bool {
+        let header = StoreHeader(at: backend.control)
+        guard !backend.createdControl, header.state == .ready,
+              (try? header.validate(name: name, geometry: geometry, policy: policy)) != nil else {
+            // Not a store we understand (or one that was just being removed): destroy it only if we made it now.
+            try backend.close(removing: backend.createdControl)
+            return backend.createdControl
+        }
+        let region = backend.control + StoreLayout.headerSize
+        let coordinator = Coordinator(region: region, mailboxes: geometry.mailboxes, policy: policy, slot: slot,
+                                      isSlotAlive: { [header] in header.isSlotAlive($0) })
+        if header.isSlotAlive(slot) {
+            try backend.close(removing: false)
+            return false
+        }
+        let last = try releaseSlot(slot, header: header, coordinator: coordinator)
+        try backend.close(removing: last)
+        return last
+    }
+
+    /// Number of live servers attached to the store, this one included.
+    public var liveServerCount: Int {
+        (0..<Coordinator.maximumServers).filter { header.isSlotAlive($0) }.count
+    }
+}
+
+/// Seconds on the monotonic clock.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,266 @@
+/// Incremental decoder for one connection. Feed it bytes as they arrive (any split), pull
+/// results with `next()` until it returns nil, then feed more.
+///
+/// Bytes wait in one buffer with a read offset that is compacted now and then. The data
+/// of a `w N LEN` / `p N LEN` goes straight from `append` into the request's array (copied
+/// once, and never scanned); dropped data is only counted.
+public struct RequestDecoder: Sendable {
+    /// Longest header line, counting its `\n`.
+    public static let maximumHeaderLength = 256
+    /// Largest WAIT_MS of `r`, `p` and `c`.
+    public static let maximumWaitMilliseconds = 3_600_000
+
+    private enum Phase: Sendable {
+        case header
+        case payload(PayloadTarget)
+        case line(LineTarget)
+        /// After an error that closes the connection: nothing more is decoded.
+        case closed
+    }
+
+    private let mailboxes: Int
+    private let mailboxSize: Int
+
+    private var buffer: [UInt8] = []
+    /// Start of the unconsumed bytes in `buffer`.
+    private var readOffset = 0
+    /// How many unconsumed bytes are already known to hold no `\n` (header and line phases).
+    private var scanned = 0
+    private var phase: Phase = .header
+
+    /// Payload phase: the data received so far (when kept) and the bytes still missing.
+    /// While bytes are missing, `buffer` holds no unconsumed bytes.
+    private var payload: [UInt8] = []
+    private var payloadKept = false
+    private var payloadRemaining = 0
+
+    /// Keep this much consumed space before moving the rest of the buffer to its start.
+    private static let compactionThreshold = 4096
+    /// An empty buffer with more capacity than this is released.
+    private static let retainedCapacity = 64 * 1024
+
+    public init(mailboxes: Int, mailboxSize: Int) {
+        precondition(mailboxes >= 0 && mailboxSize >= 0, "negative geometry")
+        self.mailboxes = mailboxes
+        self.mailboxSize = mailboxSize
+    }
+
+    // MARK: - Input
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        appendBytes(UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: bytes.count))
+    }
+
+    public mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { appendBytes($0) }
+    }
+
+    private mutating func appendBytes(_ bytes: UnsafeBufferPointer<UInt8>) {
+        if case .closed = phase { return }
+        var rest = bytes[...]
+        if payloadRemaining > 0 {
+            let take = min(payloadRemaining, rest.count)
+            if payloadKept {
+                payload.append(contentsOf: UnsafeBufferPointer(rebasing: rest.prefix(take)))
+            }
+            payloadRemaining -= take
+            rest = rest.dropFirst(take)
+            if rest.isEmpty { return }
+        }
+        compact()
+        buffer.append(contentsOf: UnsafeBufferPointer(rebasing: rest))
+    }
+
+    private mutating func compact() {
+        guard readOffset > 0 else { return }
+        if readOffset == buffer.count {
+            if buffer.capacity > Self.retainedCapacity {
+                buffer = []
+            } else {
+                buffer.removeAll(keepingCapacity: true)
+            }
+            readOffset = 0
+        } else if readOffset >= Self.compactionThreshold && readOffset >= buffer.count - readOffset {
+            // Moves at most as many bytes as were consumed since the last move: amortized O(1).
+            buffer.removeSubrange(0..<readOffset)
+            readOffset = 0
+        }
+    }
+
+    // MARK: - State
+
+    /// True when no partial request is buffered (nothing, or only bytes of ignored empty
+    /// lines). The server applies `--io-timeout` only when this is false.
+    public var isIdle: Bool {
+        switch phase {
+        case .closed: return true
+        case .payload, .line: return false
+        case .header: break
+        }
+        return buffer.withUnsafeBufferPointer { bytes in
+            var index = readOffset
+            let end = bytes.count
+            while index < end {
+                switch bytes[index] {
+                case 0x0A:
+                    index += 1
+                case 0x0D:
+                    if index + 1 == end { return true }  // maybe the start of "\r\n"
+                    if bytes[index + 1] != 0x0A { return false }
+                    index += 2
+                default:
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    /// Received bytes held by the decoder and not yet handed out in a result.
+    public var bufferedByteCount: Int {
+        buffer.count - readOffset + payload.count
+    }
+
+    // MARK: - Output
+
+    /// Next complete result, or nil when more bytes are needed. After a failure with
+    /// `closesConnection == true` the caller closes; further calls return nil.
+    public mutating func next() -> DecodeResult? {
+        while true {
+            switch phase {
+            case .closed:
+                return nil
+            case .payload(let target):
+                if payloadRemaining > 0 { return nil }
+                phase = .header
+                return finishPayload(target)
+            case .line(let target):
+                return nextLine(target)
+            case .header:
+                guard let outcome = nextHeader() else { return nil }
+                switch outcome {
+                case .result(let result):
+                    if case .failure(let error) = result, error.closesConnection { close() }
+                    return result
+                case .payload(let length, let target):
+                    startPayload(length: length, target: target)
+                case .line(let target):
+                    phase = .line(target)
+                    scanned = 0
+                }
+            }
+        }
+    }
+
+    /// Position of the first `\n` in `buffer[from..<to]`.
+    private func findNewline(from: Int, to: Int) -> Int? {
+        buffer.withUnsafeBufferPointer { bytes in
+            var index = from
+            while index < to {
+                if bytes[index] == 0x0A { return index }
+                index += 1
+            }
+            return nil
+        }
+    }
+
+    /// Decodes the next header line; nil when it is not complete yet. Skips empty lines.
+    private mutating func nextHeader() -> HeaderOutcome? {
+        while true {
+            let pending = buffer.count - readOffset
+            let limit = min(pending, Self.maximumHeaderLength)
+            guard let newline = findNewline(from: readOffset + scanned, to: readOffset + limit) else {
+                if pending >= Self.maximumHeaderLength {
+                    return .result(.failure(ProtocolError(
+                        code: .syntax,
+                        message: "header longer than \(Self.maximumHeaderLength) bytes",
+                        closesConnection: true)))
+                }
+                scanned = limit
+                return nil
+            }
+            let start = readOffset
+            var end = newline
+            if end > start && buffer[end - 1] == 0x0D { end -= 1 }
+            readOffset = newline + 1
+            scanned = 0
+            if end == start { continue }  // empty line
+            return buffer.withUnsafeBufferPointer { bytes in
+                HeaderParser(
+                    line: UnsafeBufferPointer(rebasing: bytes[start..<end]),
+                    mailboxes: mailboxes, mailboxSize: mailboxSize
+                ).parse()
+            }
+        }
+    }
+
+    private mutating func startPayload(length: Int, target: PayloadTarget) {
+        payloadKept = target.keepsData
+        payload = []
+        let take = min(length, buffer.count - readOffset)
+        if payloadKept {
+            payload.reserveCapacity(length)
+            payload.append(contentsOf: buffer[readOffset..<(readOffset + take)])
+        }
+        readOffset += take
+        payloadRemaining = length - take
+        phase = .payload(target)
+    }
+
+    private mutating func finishPayload(_ target: PayloadTarget) -> DecodeResult {
+        var data: [UInt8] = []
+        swap(&data, &payload)
+        payloadKept = false
+        switch target {
+        case .write(let mailbox):
+            return .request(.write(mailbox: mailbox, data: data))
+        case .push(let mailbox, let waitMilliseconds):
+            return .request(.push(mailbox: mailbox, data: data, waitMilliseconds: waitMilliseconds))
+        case .drop(let error):
+            return .failure(error)
+        }
+    }
+
+    /// The data line of a netcat-form `w N`; nil when it is not complete yet.
+    private mutating func nextLine(_ target: LineTarget) -> DecodeResult? {
+        let pending = buffer.count - readOffset
+        // A line of mailboxSize bytes may still be followed by "\r\n": never look further.
+        let window = mailboxSize < Int.max - 2 ? mailboxSize + 2 : Int.max
+        let limit = min(pending, window)
+        guard let newline = findNewline(from: readOffset + scanned, to: readOffset + limit) else {
+            if pending >= window { return lineTooLong() }
+            scanned = limit
+            return nil
+        }
+        let start = readOffset
+        var end = newline
+        if end > start && buffer[end - 1] == 0x0D { end -= 1 }
+        if end - start > mailboxSize { return lineTooLong() }
+        readOffset = newline + 1
+        scanned = 0
+        phase = .header
+        switch target {
+        case .write(let mailbox):
+            return .request(.write(mailbox: mailbox, data: Array(buffer[start..<end])))
+        case .drop(let error):
+            return .failure(error)
+        }
+    }
+
+    private mutating func lineTooLong() -> DecodeResult {
+        close()
+        return .failure(ProtocolError(
+            code: .size, message: "data line longer than the mailbox size \(mailboxSize)",
+            closesConnection: true))
+    }
+
+    private mutating func close() {
+        phase = .closed
+        buffer = []
+        readOffset = 0
+        scanned = 0
+        payload = []
+        payloadRemaining = 0
+    }
+}

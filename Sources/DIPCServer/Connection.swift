@@ -1,0 +1,228 @@
+import DIPCCore
+import DIPCProtocol
+import Glibc
+
+/// One client connection, served by its own thread: decodes requests from packets,
+/// runs them against the store, and sends replies in request order.
+///
+/// A write's data is received completely before the mailbox is locked; a read copies
+/// out under the lock and sends afterwards; no lock is held during socket I/O.
+final class Connection: @unchecked Sendable {
+    private let fd: Int32
+    private let server: Server
+    private var decoder: RequestDecoder
+    private var receiveBuffer: [UInt8]
+    /// Replies not yet sent; flushed before any blocking wait and when a packet is full.
+    private var outgoing: [UInt8] = []
+    /// Reused for values copied out of the store.
+    private var value: [UInt8] = []
+    private var store: SharedStore { server.store }
+    private var packetSize: Int { server.configuration.packetSize }
+
+    init(fd: Int32, server: Server) {
+        self.fd = fd
+        self.server = server
+        let geometry = server.store.geometry
+        decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize)
+        receiveBuffer = [UInt8](repeating: 0, count: server.configuration.packetSize)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: server.configuration.ioTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// What the connection does after a request.
+    private enum Next {
+        case keepOpen
+        /// Send what is queued, then close (the peer may still be sending).
+        case close
+        /// The peer is gone: close without another word.
+        case drop
+    }
+
+    func run() {
+        defer { server.connectionEnded() }
+        switch serve() {
+        case .keepOpen, .close:
+            _ = flush()
+            SocketIO.closeGracefully(fd)
+        case .drop:
+            close(fd)
+        }
+    }
+
+    private func serve() -> Next {
+        while true {
+            while let result = decoder.next() {
+                let next: Next
+                switch result {
+                case let .failure(error):
+                    next = fail(error)
+                case let .request(request):
+                    next = execute(request)
+                }
+                if next != .keepOpen { return next }
+                if outgoing.count >= packetSize, !flush() { return .drop }
+            }
+            if !flush() { return .drop }
+            if server.isStopping && decoder.isIdle {
+                return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+            }
+            switch waitForInput() {
+            case .readable: break
+            case .timedOut:
+                return fail(ProtocolError(code: .timeout, message: "request stalled for \(server.configuration.ioTimeoutSeconds) s (--io-timeout)", closesConnection: true))
+            case .stopping:
+                return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+            }
+            let count = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            if count <= 0 { return .drop }  // peer closed: a partial request is dropped unapplied
+            server.statistics.bytesIn.add(count)
+            receiveBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
+    }
+
+    private enum InputWait { case readable, timedOut, stopping }
+
+    /// Waits for bytes. Idle connections wait without limit until a stop begins;
+    /// a started request waits at most --io-timeout (and not past the stop deadline).
+    private func waitForInput() -> InputWait {
+        let idle = decoder.isIdle
+        var limit: Double = idle ? .infinity : Double(server.configuration.ioTimeoutSeconds)
+        let stopping = server.isStopping
+        if stopping { limit = min(limit, server.stopDeadline - monotonicSeconds()) }
+        let deadline = monotonicSeconds() + limit
+        while true {
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: server.stopSignalFD, events: Int16(POLLIN), revents: 0)]
+            let remaining = deadline - monotonicSeconds()
+            if remaining <= 0 { return stopping ? .stopping : .timedOut }
+            let timeout: Int32 = remaining.isInfinite ? -1 : Int32(min(remaining * 1000, 2_000_000)) + 1
+            // While stopping, the stop pipe stays readable: watch only the socket.
+            let ready = poll(&fds, stopping ? 1 : 2, timeout)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return .readable  // let recv report the error
+            }
+            if ready == 0 { continue }
+            if fds[0].revents != 0 { return .readable }
+            if fds[1].revents != 0 {
+                if idle { return .stopping }
+                return waitForInput()  // finish the request in flight, within the grace period
+            }
+        }
+    }
+
+    private func fail(_ error: ProtocolError) -> Next {
+        server.statistics.errors.add(1)
+        outgoing.append(contentsOf: error.encoded)
+        return error.closesConnection ? .close : .keepOpen
+    }
+
+    private func flush() -> Bool {
+        guard !outgoing.isEmpty else { return true }
+        let ok = outgoing.withUnsafeBytes { SocketIO.sendAll(fd, $0, packetSize: packetSize) }
+        if ok { server.statistics.bytesOut.add(outgoing.count) }
+        outgoing.removeAll(keepingCapacity: outgoing.capacity <= 1 << 20)
+        return ok
+    }
+
+    // MARK: requests
+
+    private func execute(_ request: Request) -> Next {
+        do {
+            switch request {
+            case let .read(mailbox):
+                let version = try store.read(mailbox, into: &value)
+                sendValue(version: version)
+                server.statistics.reads.add(1)
+            case let .write(mailbox, data):
+                let version = try data.withUnsafeBytes { try store.write(mailbox, $0) }
+                outgoing.append(contentsOf: Reply.version(version))
+                server.statistics.writes.add(1)
+            case let .watch(mailbox, afterVersion, waitMilliseconds):
+                return try watch(mailbox, after: afterVersion, waitMilliseconds: waitMilliseconds)
+            case let .push(mailbox, data, waitMilliseconds):
+                return try push(mailbox, data, waitMilliseconds: waitMilliseconds)
+            case let .consume(mailbox, waitMilliseconds):
+                return try consume(mailbox, waitMilliseconds: waitMilliseconds)
+            case .quit:
+                outgoing.append(contentsOf: Reply.bye)
+                return .close
+            case .info:
+                outgoing.append(contentsOf: Reply.keyValues(server.infoPairs(), prefix: "dipc/1"))
+            case .stats:
+                outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot()))
+            }
+        } catch {
+            return fail(ProtocolError(code: .internal, message: "backend \(server.configuration.backendName): \(error)", closesConnection: false))
+        }
+        return .keepOpen
+    }
+
+    private func sendValue(version: UInt64) {
+        outgoing.append(contentsOf: Reply.value(length: value.count, version: version))
+        outgoing.append(contentsOf: value)
+    }
+
+    /// Runs a waiting request: flushes earlier replies, then retries `attempt` on every
+    /// change of the mailbox until it succeeds or `waitMilliseconds` pass.
+    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, _ attempt: () throws -> Value?) throws -> SharedStore.WaitOutcome<Value> {
+        if waitMilliseconds > 0, !flush() { return .abandoned }
+        let deadline = monotonicSeconds() + Double(waitMilliseconds) / 1000
+        return try store.wait(on: mailbox, until: deadline, shouldAbandon: { [fd, server] in
+            server.isStopping || SocketIO.peerHasGone(fd)
+        }, attempt: attempt)
+    }
+
+    private func abandoned() -> Next {
+        if server.isStopping {
+            return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+        }
+        return .drop
+    }
+
+    private func watch(_ mailbox: Int, after: UInt64, waitMilliseconds: Int) throws -> Next {
+        let outcome = try waiting(mailbox, waitMilliseconds) { () -> Bool? in
+            try store.version(of: mailbox) > after ? true : nil
+        }
+        if case .abandoned = outcome { return abandoned() }
+        let version = try store.read(mailbox, into: &value)
+        sendValue(version: version)
+        server.statistics.reads.add(1)
+        return .keepOpen
+    }
+
+    private func push(_ mailbox: Int, _ data: [UInt8], waitMilliseconds: Int) throws -> Next {
+        let outcome = try waiting(mailbox, waitMilliseconds) {
+            try data.withUnsafeBytes { try store.push(mailbox, $0) }
+        }
+        switch outcome {
+        case let .done(version):
+            outgoing.append(contentsOf: Reply.version(version))
+            server.statistics.pushes.add(1)
+            return .keepOpen
+        case .timedOut:
+            return fail(ProtocolError(code: .full, message: "mailbox \(mailbox) has no room for \(data.count) bytes", closesConnection: false))
+        case .abandoned:
+            return abandoned()
+        }
+    }
+
+    private func consume(_ mailbox: Int, waitMilliseconds: Int) throws -> Next {
+        let outcome = try waiting(mailbox, waitMilliseconds) {
+            try store.take(mailbox, into: &value)
+        }
+        switch outcome {
+        case let .done(version):
+            sendValue(version: version)
+            server.statistics.takes.add(1)
+            return .keepOpen
+        case .timedOut:
+            return fail(ProtocolError(code: .empty, message: "mailbox \(mailbox) has no message", closesConnection: false))
+        case .abandoned:
+            return abandoned()
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import DIPCCore
+import Glibc
+
+/// Where servers keep their per-port records and logs: `$DIPC_RUNTIME_DIR`, else
+/// `$XDG_RUNTIME_DIR/dipc`, else `/tmp/dipc-UID`.
+public struct RuntimeDirectory: Sendable {
+    public let path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// The directory the environment names.
+    public static func fromEnvironment() -> RuntimeDirectory {
+        if let dir = environment("DIPC_RUNTIME_DIR"), !dir.isEmpty { return RuntimeDirectory(path: dir) }
+        if let xdg = environment("XDG_RUNTIME_DIR"), !xdg.isEmpty { return RuntimeDirectory(path: xdg + "/dipc") }
+        return RuntimeDirectory(path: "/tmp/dipc-\(getuid())")
+    }
+
+    public func recordPath(port: Int) -> String { "\(path)/dipc-\(port).record" }
+    public func logPath(port: Int) -> String { "\(path)/dipc-\(port).log" }
+
+    /// Creates the directory (and missing parents) with mode 0700. Throws when it
+    /// cannot, or when it exists but is not a directory owned by this user.
+    public func create() throws {
+        try makeDirectories(path, mode: 0o700)
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw SystemError.last("lstat(\(path))") }
+        guard (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else {
+            throw SystemError("runtime directory \(path) is not a directory owned by uid \(getuid())", errno: EACCES)
+        }
+    }
+}
+
+/// The value of environment variable `name`.
+public func environment(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}
+
+/// `mkdir -p` with `mode` for the directories it creates.
+public func makeDirectories(_ path: String, mode: mode_t) throws {
+    var prefix = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        prefix += "/" + component
+        if mkdir(prefix, mode) != 0 && errno != EEXIST {
+            throw SystemError.last("mkdir(\(prefix))")
+        }
+    }
+}

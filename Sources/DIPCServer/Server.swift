@@ -1,0 +1,142 @@
+import Atomics
+import CDIPCShims
+import DIPCCore
+import DIPCProtocol
+import Glibc
+import Logging
+
+/// A running DIPC server: one listening socket, an accept thread, and one thread per
+/// connection, serving the mailboxes of one `SharedStore`.
+///
+/// `start` binds and begins accepting; `stop` stops accepting, answers idle
+/// connections `err shutdown`, and lets requests in flight finish until the grace
+/// period ends. The store is the caller's to open and to detach.
+public final class Server: @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    let store: SharedStore
+    let logger: Logger
+    let statistics = ServerStatistics()
+    private let listener: ListeningSocket
+    /// Readable once a stop has begun; every connection polls it.
+    let stopSignalFD: Int32
+    private let stopSignalWriteFD: Int32
+    private let stopping = ManagedAtomic<Bool>(false)
+    /// Monotonic time after which requests in flight are cut short.
+    private(set) var stopDeadline = Double.infinity
+    private let activeConnections = ManagedAtomic<Int>(0)
+    private let acceptLoopDone = ManagedAtomic<Bool>(false)
+
+    /// A server that will accept on `listener` (which it owns from now on and closes in `stop`).
+    public init(configuration: ServerConfiguration, listener: ListeningSocket, store: SharedStore, logger: Logger) throws {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        self.listener = listener
+        var fds: [Int32] = [0, 0]
+        guard cdipc_pipe_cloexec(&fds) == 0 else {
+            throw SystemError.last("pipe2")
+        }
+        stopSignalFD = fds[0]
+        stopSignalWriteFD = fds[1]
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    /// Starts the accept thread.
+    public func start() throws {
+        try startDetachedThread(name: "dipc-accept") { [self] in acceptLoop() }
+    }
+
+    private func acceptLoop() {
+        defer { acceptLoopDone.store(true, ordering: .releasing) }
+        while true {
+            let fd = cdipc_accept_cloexec(listener.fd)
+            if isStopping {
+                if fd >= 0 { reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true)) }
+                return
+            }
+            if fd < 0 {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    logger.warning("accept: out of resources, retrying", metadata: ["error": "\(SystemError.last("accept"))"])
+                    usleep(10_000)
+                    continue
+                default:
+                    logger.error("accept failed", metadata: ["error": "\(SystemError.last("accept"))"])
+                    return
+                }
+            }
+            let active = activeConnections.wrappingIncrementThenLoad(ordering: .acquiringAndReleasing)
+            if active > configuration.maxClients {
+                activeConnections.wrappingDecrement(ordering: .relaxed)
+                statistics.rejected.add(1)
+                reject(fd, ProtocolError(code: .busy, message: "server already has \(configuration.maxClients) clients (--max-clients)", closesConnection: true))
+                continue
+            }
+            statistics.accepted.add(1)
+            statistics.connections.add(1)
+            let connection = Connection(fd: fd, server: self)
+            do {
+                try startDetachedThread(name: "dipc-conn") { connection.run() }
+            } catch {
+                logger.error("cannot start a connection thread", metadata: ["error": "\(error)"])
+                connectionEnded()
+                let bytes = ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded
+                _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                close(fd)
+            }
+        }
+    }
+
+    /// Sends `error` on a connection that will not be served, then closes it, on a
+    /// short-lived thread so that the accept loop never waits for that client.
+    private func reject(_ fd: Int32, _ error: ProtocolError) {
+        let bytes = error.encoded
+        @Sendable func answer() {
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            SocketIO.closeGracefully(fd)
+        }
+        do {
+            try startDetachedThread(name: "dipc-reject") { answer() }
+        } catch {
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            close(fd)
+        }
+    }
+
+    /// Called by a connection thread when its connection is closed.
+    func connectionEnded() {
+        statistics.connections.add(-1)
+        activeConnections.wrappingDecrement(ordering: .acquiringAndReleasing)
+    }
+
+    /// Stops the server: no new connections; idle ones get `err shutdown`; requests in
+    /// flight may finish within the grace period. Returns once every connection has
+    /// closed or the grace period has passed.
+    public func stop() {
+        stopDeadline = monotonicSeconds() + configuration.stopGraceSeconds
+        stopping.store(true, ordering: .releasing)
+        var byte: UInt8 = 1
+        _ = write(stopSignalWriteFD, &byte, 1)
+        shutdown(listener.fd, Int32(SHUT_RDWR))
+        while monotonicSeconds() < stopDeadline + 0.5 {
+            if activeConnections.load(ordering: .acquiring) == 0 && acceptLoopDone.load(ordering: .acquiring) { break }
+            usleep(5_000)
+        }
+        let left = activeConnections.load(ordering: .acquiring)
+        if left > 0 { logger.warning("stopping with connections still open", metadata: ["connections": "\(left)"]) }
+        close(listener.fd)
+    }
+
+    /// The `i` reply's pairs.
+    func infoPairs() -> [(String, String)] {
+        [
+            ("backend", configuration.backendName), ("name", store.name),
+            ("mailboxes", String(store.geometry.mailboxes)), ("mailbox_size", String(store.geometry.mailboxSize)),
+            ("packet_size", String(configuration.packetSize)), ("coordinator", store.policy.rawValue),
+            ("message_overhead", String(StoreLayout.messageOverhead)), ("port", String(configuration.port)),
+            ("pid", String(getpid())), ("servers", String(store.liveServerCount)),
+        ]
+    }
+}

@@ -1,0 +1,25 @@
+/// Everything a running server needs to know that is not the store itself.
+public struct ServerConfiguration: Sendable {
+    /// Listen address (numeric IPv4 or IPv6).
+    public var bindAddress: String
+    public var port: Int
+    /// Bytes moved per socket call, and the size of each connection's receive buffer.
+    public var packetSize: Int
+    /// Connections served at once; one more is answered `err busy` and closed.
+    public var maxClients: Int
+    /// Seconds a started request may stall before `err timeout`.
+    public var ioTimeoutSeconds: Int
+    /// Seconds requests in flight may take to finish once a stop begins.
+    public var stopGraceSeconds: Double = 5
+    /// The backend's name for `i` (`sysv`, `posix`, `tdb`).
+    public var backendName: String
+
+    public init(bindAddress: String, port: Int, packetSize: Int, maxClients: Int, ioTimeoutSeconds: Int, backendName: String) {
+        self.bindAddress = bindAddress
+        self.port = port
+        self.packetSize = packetSize
+        self.maxClients = maxClients
+        self.ioTimeoutSeconds = ioTimeoutSeconds
+        self.backendName = backendName
+    }
+}

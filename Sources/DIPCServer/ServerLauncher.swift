@@ -1,0 +1,152 @@
+@preconcurrency import Glibc
+import DIPCCore
+import Logging
+
+/// What `dipc` asks for once its arguments are valid.
+public struct LaunchRequest: Sendable {
+    public var configuration: ServerConfiguration
+    public var storeName: String
+    public var geometry: StoreGeometry
+    public var policy: CoordinatorPolicy
+    /// Stay attached and log to stderr.
+    public var foreground: Bool
+    /// Extra facts for the runtime record (e.g. the TDB file).
+    public var recordFields: [(String, String)]
+
+    public init(configuration: ServerConfiguration, storeName: String, geometry: StoreGeometry,
+                policy: CoordinatorPolicy, foreground: Bool, recordFields: [(String, String)] = []) {
+        self.configuration = configuration
+        self.storeName = storeName
+        self.geometry = geometry
+        self.policy = policy
+        self.foreground = foreground
+        self.recordFields = recordFields
+    }
+}
+
+/// The server's whole life: detach (unless in the foreground), bind, open the store,
+/// write the runtime record, report readiness, serve until SIGTERM/SIGINT, then stop
+/// gracefully and leave nothing behind.
+public enum ServerLauncher {
+    /// Runs `dipc` and returns its exit status. `arguments` are the command's own
+    /// (without the program name), used to re-execute it detached. `openStore`
+    /// creates or attaches the store (the caller knows the concrete backends).
+    public static func run(_ request: LaunchRequest, arguments: [String],
+                           openStore: @escaping () throws -> SharedStore) -> Int32 {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        signal(SIGPIPE, SIG_IGN)
+        let channel = ReadinessChannel.fromEnvironment()
+        if !request.foreground && channel == nil {
+            switch Daemon.spawnAndWait(arguments: arguments + ["--foreground"]) {
+            case let .ready(line):
+                print(line)
+                return 0
+            case let .failed(reason):
+                printError(reason)
+                return 1
+            }
+        }
+        return serve(request, channel: channel, openStore: openStore)
+    }
+
+    private static func serve(_ request: LaunchRequest, channel: ReadinessChannel?,
+                              openStore: () throws -> SharedStore) -> Int32 {
+        let config = request.configuration
+        let runtime = RuntimeDirectory.fromEnvironment()
+        func fail(_ reason: String) -> Int32 {
+            if let channel { channel.failed(reason) } else { printError(reason) }
+            return 1
+        }
+        do {
+            try runtime.create()
+        } catch {
+            return fail("cannot create the runtime directory \(runtime.path): \(error)")
+        }
+        let logFD: Int32
+        if channel != nil {
+            logFD = open(runtime.logPath(port: config.port), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            if logFD < 0 { return fail("cannot open the log \(runtime.logPath(port: config.port)): \(SystemError.last("open"))") }
+        } else {
+            logFD = STDERR_FILENO
+        }
+        let logger = Logger(label: "dipc") { FileLogHandler(label: $0, fd: logFD) }
+
+        // Signals are taken by sigwait on this thread; every thread started later inherits the mask.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
+        let listener: ListeningSocket
+        do {
+            listener = try ListeningSocket(address: config.bindAddress, port: config.port)
+        } catch {
+            return fail("\(error)")
+        }
+        let store: SharedStore
+        do {
+            store = try openStore()
+        } catch {
+            close(listener.fd)
+            return fail("cannot open store \"\(request.storeName)\": \(error)")
+        }
+        let recordPath = runtime.recordPath(port: config.port)
+        let server: Server
+        do {
+            server = try Server(configuration: config, listener: listener, store: store, logger: logger)
+            try server.start()
+            try record(for: request, store: store).write(to: recordPath)
+        } catch {
+            close(listener.fd)
+            unlink(recordPath)
+            try? store.detach()
+            return fail("\(error)")
+        }
+        let line = "dipc: serving \(request.geometry.mailboxes) mailboxes of \(request.geometry.mailboxSize) bytes on "
+            + "\(displayAddress(config.bindAddress)):\(config.port) (backend \(config.backendName), name \(request.storeName), "
+            + "coordinator \(request.policy.rawValue), pid \(getpid()))"
+        logger.info("\(line)")
+        if let channel {
+            channel.ready(line)
+        } else {
+            print(line)
+            fflush(stdout)
+        }
+
+        var received: Int32 = 0
+        while sigwait(&stopSignals, &received) != 0 {}
+        logger.info("stopping", metadata: ["signal": "\(received)"])
+        server.stop()
+        do {
+            let removed = try store.detach()
+            logger.info(removed ? "removed the store (last server)" : "detached; other servers still share the store")
+        } catch {
+            logger.error("detaching the store failed", metadata: ["error": "\(error)"])
+        }
+        unlink(recordPath)
+        logger.info("stopped")
+        return 0
+    }
+
+    private static func record(for request: LaunchRequest, store: SharedStore) -> RuntimeRecord {
+        let me = ProcessIdentity.current()
+        let config = request.configuration
+        return RuntimeRecord(fields: [
+            ("pid", String(me.pid)), ("start_time", String(me.startTime)), ("port", String(config.port)),
+            ("bind", config.bindAddress), ("backend", config.backendName), ("name", request.storeName),
+            ("mailboxes", String(request.geometry.mailboxes)), ("mailbox_size", String(request.geometry.mailboxSize)),
+            ("packet_size", String(config.packetSize)), ("coordinator", request.policy.rawValue),
+            ("slot", String(store.slot)),
+        ] + store.backend.recordFields + request.recordFields)
+    }
+
+    private static func displayAddress(_ address: String) -> String {
+        address.contains(":") ? "[\(address)]" : address
+    }
+}
+
+/// Prints `dipc: reason` (one line) on stderr.
+func printError(_ reason: String, program: String = "dipc") {
+    fputs("\(program): \(reason.replacingNewlines())\n", stderr)
+}

@@ -1,0 +1,75 @@
+import DIPCCore
+import Glibc
+
+/// What `dipcrm PORT` does: stop the server recorded for the port gracefully, or, if
+/// it had crashed, remove what it left behind. Never signals a process other than
+/// the recorded one (pid and start time must both match).
+public struct ServerRemover {
+    public let runtime: RuntimeDirectory
+    public let port: Int
+    /// Seconds to wait for a graceful stop before SIGKILL (the server's own grace is 5 s).
+    public var stopTimeoutSeconds: Double = 15
+    /// Cleans up the store of a server that died without detaching; returns a sentence
+    /// for the user. Given the dead server's record.
+    public var cleanUpStore: (RuntimeRecord) throws -> String
+
+    public init(runtime: RuntimeDirectory, port: Int, cleanUpStore: @escaping (RuntimeRecord) throws -> String) {
+        self.runtime = runtime
+        self.port = port
+        self.cleanUpStore = cleanUpStore
+    }
+
+    public struct Outcome {
+        /// Lines for stdout.
+        public var messages: [String] = []
+        /// Why it failed (for stderr, exit 1), or nil.
+        public var failure: String?
+    }
+
+    public func remove() -> Outcome {
+        var outcome = Outcome()
+        let path = runtime.recordPath(port: port)
+        guard let record = RuntimeRecord.read(from: path), let process = record.process else {
+            if access(path, F_OK) == 0 {
+                unlink(path)
+                outcome.messages.append("dipcrm: removed an unreadable runtime record \(path)")
+            }
+            outcome.failure = "no dipc server on port \(port)"
+            return outcome
+        }
+        if process.isAlive {
+            kill(process.pid, SIGTERM)
+            if waitForExit(of: process, seconds: stopTimeoutSeconds) {
+                if access(path, F_OK) != 0 {
+                    outcome.messages.append("dipcrm: stopped the dipc server on port \(port) (pid \(process.pid))")
+                    return outcome
+                }
+                outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) exited without cleaning up")
+            } else {
+                kill(process.pid, SIGKILL)
+                _ = waitForExit(of: process, seconds: 5)
+                outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) did not stop within \(Int(stopTimeoutSeconds)) s; killed it")
+            }
+        } else {
+            outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) had crashed; cleaning up after it")
+        }
+        do {
+            outcome.messages.append("dipcrm: " + (try cleanUpStore(record)))
+        } catch {
+            outcome.failure = "could not clean up the store of the server on port \(port): \(error)"
+        }
+        unlink(path)
+        outcome.messages.append("dipcrm: removed the runtime record \(path)")
+        return outcome
+    }
+
+    /// Polls until `process` has exited (or is a zombie); false after `seconds`.
+    private func waitForExit(of process: ProcessIdentity, seconds: Double) -> Bool {
+        let deadline = monotonicSeconds() + seconds
+        while process.isAlive {
+            if monotonicSeconds() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+}

@@ -1,0 +1,55 @@
+@preconcurrency import Glibc
+import ArgumentParser
+import DIPCBackends
+import DIPCCore
+import DIPCServer
+
+@main
+struct DIPCCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dipc",
+        abstract: "Serve fixed-size mailboxes in shared memory (or a TDB file) over TCP.",
+        discussion: "Stop a server with `dipcrm <port>` or SIGTERM. See README.md and docs/PROTOCOL.md.")
+
+    @Argument(help: "Number of mailboxes.") var mailboxes: String
+    @Argument(help: "Size of each mailbox in KiB.") var mailboxKB: String
+    @Argument(help: "TCP port to listen on.") var port: String
+    @Argument(help: "Packet size in KiB: bytes moved per socket call.") var packetKB: String
+
+    @Option(help: "Where the mailboxes live: sysv, posix or tdb.") var backend: String = "sysv"
+    @Option(help: "Store name; servers with the same backend and name share mailboxes. (default: port<PORT>)") var name: String?
+    @Option(help: "(tdb) The database file. (default: $DIPC_STATE_DIR/NAME.tdb)") var db: String?
+    @Flag(help: "(tdb) fsync every committed write.") var sync = false
+    @Option(help: "Readers-writer policy: fifo or phase-fair.") var coordinator: String = "fifo"
+    @Option(help: "Listen address.") var bind: String = "127.0.0.1"
+    @Option(help: "Connections served at once.") var maxClients: String = "256"
+    @Option(help: "Seconds a started request may stall before `err timeout`.") var ioTimeout: String = "30"
+    @Flag(help: "Do not detach; log to stderr.") var foreground = false
+
+    func validate() throws {
+        _ = try LaunchArguments(command: self).resolve()
+    }
+
+    func run() throws {
+        let (request, spec) = try LaunchArguments(command: self).resolve()
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        Glibc.exit(ServerLauncher.run(request, arguments: arguments) { try BackendCatalog.openStore(spec) })
+    }
+
+    /// Parses and runs; any usage error is one line on stderr and exit status 2.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            fputs("dipc: \(message)\n", stderr)
+            Glibc.exit(2)
+        }
+    }
+}

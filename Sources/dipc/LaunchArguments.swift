@@ -1,0 +1,75 @@
+import ArgumentParser
+import DIPCBackends
+import DIPCCore
+import DIPCServer
+
+/// Turns the command's raw strings into a launch, with a one-line error for anything
+/// out of range. Every number must be plain positive decimal digits.
+struct LaunchArguments {
+    let command: DIPCCommand
+
+    /// Largest accepted values; larger ones are surely mistakes.
+    static let maximumMailboxes = 1 << 24
+    static let maximumKB = 1 << 22  // 4 GiB
+
+    func resolve() throws -> (LaunchRequest, StoreSpec) {
+        let mailboxes = try number(command.mailboxes, "<mailboxes>", max: Self.maximumMailboxes)
+        let mailboxKB = try number(command.mailboxKB, "<mailbox-kb>", max: Self.maximumKB)
+        let port = try number(command.port, "<port>", max: 65535)
+        let packetKB = try number(command.packetKB, "<packet-kb>", max: Self.maximumKB)
+        let maxClients = try number(command.maxClients, "--max-clients", max: 1 << 20)
+        let ioTimeout = try number(command.ioTimeout, "--io-timeout", max: 86_400 * 365)
+        guard let kind = BackendKind(rawValue: command.backend) else {
+            throw ValidationError("--backend must be sysv, posix or tdb, not \"\(command.backend)\"")
+        }
+        guard let policy = CoordinatorPolicy(rawValue: command.coordinator) else {
+            throw ValidationError("--coordinator must be fifo or phase-fair, not \"\(command.coordinator)\"")
+        }
+        let name = command.name ?? "port\(port)"
+        guard StoreName.isValid(name) else {
+            throw ValidationError("--name must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit, not \"\(name)\"")
+        }
+        if kind != .tdb {
+            if command.db != nil { throw ValidationError("--db applies only to --backend tdb") }
+            if command.sync { throw ValidationError("--sync applies only to --backend tdb") }
+        }
+        let geometry = StoreGeometry(mailboxes: mailboxes, mailboxSize: mailboxKB * 1024)
+        guard StoreLayout.mappedSize(for: geometry) != nil else {
+            throw ValidationError("\(geometry) is too large")
+        }
+        let databasePath = kind == .tdb ? (command.db ?? DatabaseLocation.defaultPath(name: name)) : nil
+        let configuration = ServerConfiguration(
+            bindAddress: command.bind, port: port, packetSize: packetKB * 1024, maxClients: maxClients,
+            ioTimeoutSeconds: ioTimeout, backendName: kind.rawValue)
+        let request = LaunchRequest(
+            configuration: configuration, storeName: name, geometry: geometry, policy: policy,
+            foreground: command.foreground, recordFields: databasePath.map { [("db", $0)] } ?? [])
+        let spec = StoreSpec(kind: kind, name: name, geometry: geometry, policy: policy,
+                             databasePath: databasePath, sync: command.sync)
+        return (request, spec)
+    }
+
+    /// `text` as a number in `1...max`, or a one-line error naming `what`.
+    private func number(_ text: String, _ what: String, max: Int) throws -> Int {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw ValidationError("\(what) must be a positive decimal number, not \"\(text)\"")
+        }
+        guard let value = Int(text), value >= 1, value <= max else {
+            throw ValidationError("\(what) must be between 1 and \(max), not \(text)")
+        }
+        return value
+    }
+}
+
+/// Default home of TDB files: `$DIPC_STATE_DIR`, else `$XDG_STATE_HOME/dipc`, else `~/.local/state/dipc`.
+enum DatabaseLocation {
+    static func defaultPath(name: String) -> String {
+        directory() + "/\(name).tdb"
+    }
+
+    static func directory() -> String {
+        if let dir = environment("DIPC_STATE_DIR"), !dir.isEmpty { return dir }
+        if let xdg = environment("XDG_STATE_HOME"), !xdg.isEmpty { return xdg + "/dipc" }
+        return (environment("HOME") ?? "/tmp") + "/.local/state/dipc"
+    }
+}

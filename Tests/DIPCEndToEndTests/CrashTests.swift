@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// SIGKILL at bad moments: cleanup by dipcrm, surviving sharers, restarts.
+@Suite("crashes")
+struct CrashTests {
+    @Test("after SIGKILL, dipcrm cleans up, says so, and exits 0", arguments: E2E.builtBackends)
+    func dipcrmAfterCrash(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend)
+            try s.connect().write(0, "x")
+            s.kill(SIGKILL)
+            #expect(s.waitGone(timeout: 5))
+            let rm = try scope.dipcrm(s.port)
+            #expect(rm.status == 0, "\(rm)")
+            #expect((rm.out + rm.err).lowercased().contains("crash"), "dipcrm should say it cleaned up after a crashed server: \(rm)")
+            waitUntil(timeout: 3) { leftovers(of: s, in: scope).isEmpty }
+            #expect(leftovers(of: s, in: scope).isEmpty, "after dipcrm of a crashed server: \(leftovers(of: s, in: scope))")
+            if backend == "tdb", let db = s.db { #expect(IPC.exists(db), "TDB file deleted") }
+            // Nothing left to stop now.
+            let again = try scope.dipcrm(s.port)
+            #expect(again.status == 1 && again.err == "dipcrm: no dipc server on port \(s.port)\n", "\(again)")
+        }
+    }
+
+    @Test("SIGKILL of one sharer mid-traffic: the other keeps serving every mailbox", arguments: E2E.builtBackends)
+    func survivorKeepsServing(backend: String) throws {
+        try withScope { scope in
+            let b = try scope.start(backend)
+            for round in 0..<3 {
+                let a = try scope.start(backend)
+                let stop = Locked(false)
+                let failures = Locked<[String]>([])
+                let port = a.port
+                let traffic = Locked(0)
+                let done = DispatchGroup()
+                for t in 0..<4 {
+                    done.enter()
+                    Thread {
+                        defer { done.leave() }
+                        var g = SystemRandomNumberGenerator()
+                        guard let c = try? Conn(port: port, timeout: 5) else { return }
+                        while !stop.get {
+                            let v = CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g)
+                            do {
+                                try c.write(t, v)
+                                traffic.withValue { $0 += 1 }
+                            } catch { return }  // the server died
+                        }
+                    }.start()
+                }
+                waitUntil(timeout: 5) { traffic.get >= 20 }
+                a.kill(SIGKILL)
+                #expect(a.waitGone(timeout: 5))
+                stop.withValue { $0 = true }
+                _ = done.wait(timeout: .now() + 10)
+
+                // B must serve every mailbox promptly (no lock left held by the dead server).
+                let cb = try b.connect(timeout: 10)
+                for m in 0..<4 {
+                    let start = monotonicNow()
+                    do {
+                        let (d, _) = try cb.read(m)
+                        if !d.isEmpty, let p = CheckedValue.problem(d) {
+                            failures.withValue { $0.append("round \(round) mailbox \(m): torn value after kill: \(p)") }
+                        }
+                        let v = try cb.write(m, "after kill \(round)")
+                        let (d2, v2) = try cb.read(m)
+                        if d2 != Array("after kill \(round)".utf8) || v2 != v {
+                            failures.withValue { $0.append("round \(round) mailbox \(m): read back \(d2.count) bytes v\(v2), wrote v\(v)") }
+                        }
+                    } catch {
+                        failures.withValue {
+                            $0.append("round \(round) mailbox \(m): survivor failed after \(monotonicNow() - start) s: \(error)")
+                        }
+                    }
+                }
+                #expect(failures.get.isEmpty, "\(failures.get)")
+                if !failures.get.isEmpty { break }
+                // The dead sharer's leftovers are cleaned without touching B's store.
+                let rm = try scope.dipcrm(a.port)
+                #expect(rm.status == 0, "\(rm)")
+                #expect(!IPC.exists(scope.recordPath(a.port)))
+                #expect(!b.storeObjects().isEmpty, "dipcrm of the crashed sharer removed B's store")
+                #expect(try b.connect().read(0).data == Array("after kill \(round)".utf8))
+            }
+        }
+    }
+
+    @Test("restart with the same arguments after SIGKILL serves again, data kept", arguments: E2E.builtBackends)
+    func restartAfterKill(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend)
+            let c = try s.connect()
+            try c.write(1, "one")
+            #expect(try c.write(1, "two") == 2)
+            c.close()
+            s.kill(SIGKILL)
+            #expect(s.waitGone(timeout: 5))
+            let s2 = try scope.start(backend, port: s.port)
+            #expect(s2.pid != s.pid)
+            let c2 = try s2.connect()
+            let (d, v) = try c2.read(1)
+            #expect(d == Array("two".utf8) && v == 2, "\(backend) content after SIGKILL + restart: \(String(decoding: d, as: UTF8.self).debugDescription) v\(v)")
+            #expect(try c2.write(1, "three") == 3)
+            for m in [0, 2, 3] { #expect(try c2.request("r \(m)") == "ok 0 0") }
+            c2.close()
+            let rm = try scope.dipcrm(s2.port)
+            #expect(rm.status == 0, "\(rm)")
+            waitUntil(timeout: 5) { leftovers(of: s2, in: scope).isEmpty }
+            #expect(leftovers(of: s2, in: scope).isEmpty, "\(leftovers(of: s2, in: scope))")
+        }
+    }
+
+    @Test("SIGKILL with a write lock likely held: restart serves all mailboxes", arguments: E2E.builtBackends)
+    func killDuringWritesThenRestart(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64)
+            let port = s.port
+            let count = Locked(0)
+            let done = DispatchGroup()
+            for t in 0..<2 {
+                done.enter()
+                Thread {
+                    defer { done.leave() }
+                    var g = SystemRandomNumberGenerator()
+                    guard let c = try? Conn(port: port, timeout: 5) else { return }
+                    while true {
+                        let v = CheckedValue.make(length: Int.random(in: 512 * 1024...1024 * 1024, using: &g), using: &g)
+                        do { try c.write(t, v); count.withValue { $0 += 1 } } catch { return }
+                    }
+                }.start()
+            }
+            waitUntil(timeout: 10) { count.get >= 6 }
+            s.kill(SIGKILL)
+            #expect(s.waitGone(timeout: 5))
+            _ = done.wait(timeout: .now() + 10)
+            let s2 = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64, port: port)
+            let c = try s2.connect()
+            for m in 0..<2 {
+                let (d, _) = try c.read(m)
+                #expect(d.isEmpty || CheckedValue.problem(d) == nil, "mailbox \(m) torn after SIGKILL mid-write: \(CheckedValue.problem(d) ?? "")")
+                let v = try c.write(m, "ok")
+                #expect(try c.read(m).version == v)
+            }
+        }
+    }
+}
