@@ -26,6 +26,12 @@ let package = Package(
             path: "Sources/DIPCCore"),
         .target(name: "DIPCSysV", dependencies: ["DIPCCore", "CDIPCShims"], path: "Backends/SysV"),
         .target(name: "DIPCPOSIX", dependencies: ["DIPCCore"], path: "Backends/POSIX"),
+        // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
+        .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
+        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "CTDB"], path: "Backends/TDB"),
+        // The backend conformance suite and an in-memory reference backend, for tests,
+        // examples and future backends.
+        .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),
         // Listener, connection threads, limits, lifecycle. Never names a concrete backend.
         .target(
             name: "DIPCServer",
@@ -38,7 +44,7 @@ let package = Package(
         // The one composition target that names the concrete backends.
         .target(
             name: "DIPCBackends",
-            dependencies: ["DIPCCore", "DIPCSysV", "DIPCPOSIX"],
+            dependencies: ["DIPCCore", "DIPCSysV", "DIPCPOSIX", "DIPCTDB"],
             path: "Sources/DIPCBackends"),
         .target(name: "DIPCClient", dependencies: ["DIPCProtocol"], path: "Sources/DIPCClient"),
         .executableTarget(
@@ -59,7 +65,17 @@ let package = Package(
             name: "dipc-client",
             dependencies: ["DIPCClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/dipc-client"),
+        .executableTarget(
+            name: "dipc-bench",
+            dependencies: [
+                "DIPCBackends", "DIPCCore", "DIPCClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/dipc-bench"),
         .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol"]),
+        .testTarget(
+            name: "DIPCBackendConformanceTests",
+            dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCCore", "DIPCTDB", "DIPCSysV", "DIPCPOSIX"]),
         // Second process for the coordinator's cross-process tests.
         .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "DIPCBackends", "dipc-lockprobe"]),

@@ -1,6 +1,7 @@
 import DIPCCore
 import DIPCPOSIX
 import DIPCSysV
+import DIPCTDB
 
 /// The one place that names the concrete backends: opens a store of any kind, and
 /// cleans up what a crashed server of any kind left behind.
@@ -14,7 +15,9 @@ public enum BackendCatalog {
         case .posix:
             return try POSIXBackend.open(name: spec.name, geometry: spec.geometry, create: create)
         case .tdb:
-            throw StoreError.unavailable("the tdb backend is not built yet")
+            guard let path = spec.databasePath else { throw StoreError.unavailable("the tdb backend needs a database path") }
+            return try TDBBackend.open(name: spec.name, geometry: spec.geometry, databasePath: path, sync: spec.sync,
+                                       create: create)
         }
     }
 

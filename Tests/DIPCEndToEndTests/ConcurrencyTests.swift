@@ -71,7 +71,7 @@ struct ConcurrencyTests {
         #expect(o.reads > 0 && o.writesPerMailbox.allSatisfy { $0 > 0 }, "no traffic: \(o)")
         // Every acknowledged write counted exactly once.
         for m in 0..<4 {
-            #expect(finalVersions[m] == UInt64(o.writesPerMailbox[m]), "mailbox \(m): version \(finalVersions[m)) but \(o.writesPerMailbox[m]) acknowledged writes")
+            #expect(finalVersions[m] == UInt64(o.writesPerMailbox[m]), "mailbox \(m): version \(finalVersions[m]) but \(o.writesPerMailbox[m]) acknowledged writes")
         }
     }
 

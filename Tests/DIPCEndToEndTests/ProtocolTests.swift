@@ -259,7 +259,7 @@ struct ProtocolTests {
             try other.write(0, "kept")
             for q in ["q", "q 5"] {
                 let c = try server.connect()
-                #expect(try c.request(q) == "bye", q)
+                #expect(try c.request(q) == "bye", "\(q)")
                 #expect(c.waitForClose() == .closed, "after \(q)")
             }
             #expect(try other.read(0).data == Array("kept".utf8), "other connection after q")

@@ -31,7 +31,7 @@ struct StartupFailureTests {
         }
     }
 
-    static let badArguments: [[String]] = [
+    static let badArgumentLists: [[String]] = [
         ["0", "4", "PORT", "1"], ["abc", "4", "PORT", "1"], ["-1", "4", "PORT", "1"], ["+4", "4", "PORT", "1"],
         ["4.5", "4", "PORT", "1"], ["4", "4", "PORT", "0"], ["4", "0", "PORT", "1"], ["4", "-4", "PORT", "1"],
         ["4", "4", "0", "1"], ["4", "4", "70000", "1"], ["4", "4", "PORT"], ["4", "4", "PORT", "1", "5"],
@@ -45,7 +45,7 @@ struct StartupFailureTests {
         ["4", "4", "PORT", "1", "--no-such-option"],
     ]
 
-    @Test("bad arguments fail cleanly", arguments: badArguments)
+    @Test("bad arguments fail cleanly", arguments: badArgumentLists)
     func badArguments(_ template: [String]) throws {
         try withScope { scope in
             let port = try freePort()
@@ -175,7 +175,7 @@ struct StartupFailureTests {
             let port = try freePort()
             let db = scope.dir + "/corrupt.tdb"
             let garbage = Data(repeating: 0x5A, count: 8192)
-            FileManager.default.createFile(atPath: db, contents: garbage)
+            _ = FileManager.default.createFile(atPath: db, contents: garbage)
             let r = try scope.dipc(
                 Scope.arguments(backend: "tdb", name: scope.name, options: ["--db", db], mailboxes: 4, mailboxKB: 4,
                     port: port, packetKB: 1))

@@ -1,0 +1,1 @@
+print("dipc-bench: not written yet")

@@ -1,0 +1,59 @@
+# DIPC — two commands on a new machine: `make run` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+BUILD_FLAGS ?=
+CONFIG ?= debug
+BIN := .build/$(CONFIG)
+# `make run` defaults: 16 mailboxes of 64 KiB on port 7070, 4 KiB packets.
+MAILBOXES ?= 16
+MAILBOX_KB ?= 64
+PORT ?= 7070
+PACKET_KB ?= 4
+RUN_ARGS ?=
+
+# System packages the build and the tests need, installed with apt-get when missing.
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config
+BENCH_APT_PACKAGES := memcached
+
+.PHONY: all deps build run stop test bench bench-backends clean smoke
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build -c $(CONFIG) $(BUILD_FLAGS)
+
+run: build
+	@$(BIN)/dipc $(RUN_ARGS) $(MAILBOXES) $(MAILBOX_KB) $(PORT) $(PACKET_KB)
+	@echo "talk to it:  printf 'w 0 5\nhello' | nc -q1 127.0.0.1 $(PORT)   or   $(BIN)/dipc-client --port $(PORT) read 0"
+	@echo "stop it:     $(BIN)/dipcrm $(PORT)"
+
+stop:
+	@$(BIN)/dipcrm $(PORT)
+
+test: build
+	$(SWIFT) build --build-tests $(BUILD_FLAGS)
+	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+
+smoke: build
+	python3 ../shared/tools/smoke.py $(BIN)
+
+bench: deps
+	@for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
+	$(SWIFT) build -c release --product dipc-bench
+	$(SWIFT) build -c release
+	.build/release/dipc-bench network --bin .build/release
+
+bench-backends: deps
+	$(SWIFT) build -c release --product dipc-bench
+	.build/release/dipc-bench backends
+
+clean:
+	rm -rf .build
