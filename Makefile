@@ -12,7 +12,7 @@ PACKET_KB ?= 4
 RUN_ARGS ?=
 
 # System packages the build and the tests need, installed with apt-get when missing.
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd
 BENCH_APT_PACKAGES := memcached
 
 .PHONY: all deps build run stop test bench bench-backends clean smoke

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import DIPCCore
+@testable import dipc_lockprobe
 
 /// The coordinator across two processes: the `dipc-lockprobe` executable maps the
 /// same POSIX shm region in slot 1 while the test process uses slot 0.
@@ -51,6 +52,21 @@ extension CoordinatorTests {
         #expect(setup.probe.readLine() == "released")
         #expect(setup.probe.reap() == 0)
         let state = try setup.state
+        #expect(state.activeReaders == 0 && state.writer == nil && state.queued == 0, "\(state)")
+    }
+
+    @Test("exclusion holds across processes under contention", arguments: policies)
+    func crossProcessContention(policy: CoordinatorPolicy) throws {
+        let region = try CoordinatorTestRegion(mailboxes: 2, named: true, extraBytes: StressCounters.size)
+        let counters = StressCounters(at: region.extra)
+        let probe = try LockProbe(region: region, policy: policy, slot: CoordinatorTests.probeSlot, mailbox: 1, mode: "stress")
+        let coordinator = region.coordinator(policy: policy, slot: 0)
+        StressCounters.hammer(coordinator, mailbox: 1, counters: counters, threads: 4, operations: 3000)
+        #expect(probe.readLine(within: 30) == "done")
+        #expect(probe.reap() == 0)
+        #expect(counters.violations == 0)
+        #expect(counters.writes == 2 * 4 * 3000 / 4)
+        let state = try coordinator.stateSnapshot(of: 1)
         #expect(state.activeReaders == 0 && state.writer == nil && state.queued == 0, "\(state)")
     }
 

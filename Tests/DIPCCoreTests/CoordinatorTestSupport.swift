@@ -15,9 +15,10 @@ final class CoordinatorTestRegion: @unchecked Sendable {
 
     private static let counter = Atomic<Int>(0)
 
-    init(mailboxes: Int, named: Bool = false) throws {
+    /// `extraBytes` follow the coordinator region (test counters).
+    init(mailboxes: Int, named: Bool = false, extraBytes: Int = 0) throws {
         self.mailboxes = mailboxes
-        size = Coordinator.regionSize(mailboxes: mailboxes)
+        size = Coordinator.regionSize(mailboxes: mailboxes) + extraBytes
         if named {
             let name = "/dipc-coordtest-\(getpid())-\(Self.counter.add(1, ordering: .relaxed).newValue)"
             let fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
@@ -49,6 +50,9 @@ final class CoordinatorTestRegion: @unchecked Sendable {
             throw error
         }
     }
+
+    /// The bytes after the coordinator region.
+    var extra: UnsafeMutableRawPointer { pointer + Coordinator.regionSize(mailboxes: mailboxes) }
 
     deinit {
         munmap(pointer, size)

@@ -79,6 +79,7 @@ struct CoordinatorTests {
                                 violations.add(1)
                             }
                             writes.add(1)
+                            if op % 8 == 0 { sched_yield() }
                             writersInside.add(-1)
                         }
                     } else {
@@ -89,6 +90,7 @@ struct CoordinatorTests {
                             if writersInside.value != 0 {
                                 violations.add(1)
                             }
+                            if op % 8 == 0 { sched_yield() }
                             readersInside.add(-1)
                         }
                     }

@@ -6,8 +6,12 @@
 //   MODE mutex: lock MAILBOX's record mutex itself, scramble the state as a holder
 //        dying mid-update would (unrecorded tickets, wrong aggregates), print
 //        "locked", wait for a stdin line (the test kills it before).
+//   MODE stress: 4 threads × 3000 mixed accesses to MAILBOX, checking exclusion
+//        with the counters that follow the region (see `StressCounters`); prints "done".
 // The probe believes every slot alive except PARENT_PID's slot 0 once it is gone.
 @preconcurrency import Glibc
+import Synchronization
+
 @testable import DIPCCore
 
 @main
@@ -20,7 +24,7 @@ enum LockProbe {
         else {
             fail("usage: dipc-lockprobe SHM_NAME MAILBOXES POLICY SLOT MAILBOX read|write|mutex PARENT_PID")
         }
-        let size = Coordinator.regionSize(mailboxes: mailboxes)
+        let size = Coordinator.regionSize(mailboxes: mailboxes) + (args[6] == "stress" ? StressCounters.size : 0)
         let fd = shm_open(args[1], O_RDWR, 0o600)
         guard fd >= 0 else { fail("shm_open: errno \(errno)") }
         guard let region = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), region != MAP_FAILED else {
@@ -46,6 +50,11 @@ enum LockProbe {
                 record.setTickets(slot, 1)
                 holdUntiltold()
                 record.mutex.unlock()
+            case "stress":
+                let counters = StressCounters(at: region + Coordinator.regionSize(mailboxes: mailboxes))
+                StressCounters.hammer(coordinator, mailbox: mailbox, counters: counters, threads: 4, operations: 3000)
+                print("done")
+                return
             default:
                 fail("unknown mode \(args[6])")
             }

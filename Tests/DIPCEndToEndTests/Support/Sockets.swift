@@ -42,7 +42,8 @@ final class PortBlocker {
     let fd: Int32
     let port: Int
     init() throws {
-        fd = newSocket()
+        let fd = newSocket()
+        self.fd = fd
         var addr = loopback(0)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
