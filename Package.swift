@@ -81,5 +81,6 @@ let package = Package(
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "DIPCBackends", "dipc-lockprobe"]),
         .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient", "DIPCProtocol"]),
         .testTarget(name: "DIPCEndToEndTests", dependencies: ["DIPCClient"]),
+        .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore"]),
     ]
 )

@@ -48,7 +48,7 @@ struct ClientToolTests {
             // Empty stdin is an empty value.
             let we = try scope.client(p + ["write", "3"], stdin: [])
             #expect(we.status == 0, "\(we)")
-            #expect(try server.connect().request("r 3") == "ok 0 3")
+            #expect(try server.connect().request("r 3") == "ok 0 2", "empty stdin must write an empty value")
         }
     }
 

@@ -141,4 +141,75 @@ struct ConcurrencyTests {
             #expect(worst < 2, "a read took \(worst) s under 6 writers")
         }
     }
+
+    @Test("no lock across network I/O: a client that does not read its replies blocks nobody", arguments: E2E.builtBackends)
+    func stalledReaderBlocksNobody(backend: String) throws {
+        try withServer(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64) { server, _ in
+            let c = try server.connect()
+            try c.write(0, randomBytes(1024 * 1024))
+            // 32 pipelined reads of 1 MiB that this client never reads: the server blocks sending.
+            let stalled = try server.connect()
+            try stalled.send(Array(String(repeating: "r 0\n", count: 32).utf8))
+            usleep(300_000)  // not a synchronisation: lets the server fill the socket buffers first
+            let t = monotonicNow()
+            let other = try server.connect(timeout: 5)
+            let v = try other.write(0, "small")
+            let (d, v2) = try other.read(0)
+            let took = monotonicNow() - t
+            #expect(d == Array("small".utf8) && v2 == v, "read after write")
+            #expect(took < 2, "write + read of mailbox 0 took \(took) s while another client stalls reading it")
+        }
+    }
+
+    @Test("no lock across network I/O: a writer stalled mid-data blocks nobody", arguments: E2E.builtBackends)
+    func stalledWriterBlocksNobody(backend: String) throws {
+        try withServer(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64) { server, _ in
+            let stalled = try server.connect()
+            try stalled.send(Array("w 0 1048576\n".utf8) + randomBytes(500_000))
+            #expect(stalled.staysSilent(for: 0.2), "answered a write whose data is incomplete")
+            let t = monotonicNow()
+            let other = try server.connect(timeout: 5)
+            #expect(try other.request("r 0") == "ok 0 0", "read while a write's data is still arriving")
+            #expect(try other.write(0, "x") == 1)
+            #expect(monotonicNow() - t < 2)
+            try stalled.send(randomBytes(1_048_576 - 500_000))
+            #expect(try stalled.readLine() == "ok 2", "the stalled write, completed, is ordered after the other")
+        }
+    }
+
+    @Test("a writer is not starved by a stream of readers", arguments: E2E.builtBackends)
+    func writerNotStarved(backend: String) throws {
+        try withServer(backend) { server, _ in
+            let seed = try server.connect()
+            try seed.write(0, [UInt8](repeating: 1, count: 4096))
+            let stop = Locked(false)
+            let port = server.port
+            let done = DispatchGroup()
+            for _ in 0..<8 {
+                done.enter()
+                Thread {
+                    defer { done.leave() }
+                    guard let c = try? Conn(port: port) else { return }
+                    // Keep several reads queued at all times.
+                    while !stop.get {
+                        if (try? c.send(Array("r 0\nr 0\nr 0\nr 0\n".utf8))) == nil { return }
+                        for _ in 0..<4 { if (try? c.readDataReply(request: "r 0")) == nil { return } }
+                    }
+                }.start()
+            }
+            defer {
+                stop.withValue { $0 = true }
+                _ = done.wait(timeout: .now() + 10)
+            }
+            usleep(200_000)  // not a synchronisation: lets the readers get going
+            let c = try server.connect()
+            var worst = 0.0
+            for i in 0..<30 {
+                let t = monotonicNow()
+                try c.write(0, [UInt8](repeating: UInt8(i), count: 4096))
+                worst = max(worst, monotonicNow() - t)
+            }
+            #expect(worst < 2, "a write took \(worst) s under 8 greedy readers")
+        }
+    }
 }

@@ -15,6 +15,8 @@ struct CrashTests {
             try s.connect().write(0, "x")
             s.kill(SIGKILL)
             #expect(s.waitGone(timeout: 5))
+            // The harness itself must see what the crash left, or the checks below prove nothing.
+            #expect(!s.storeObjects().isEmpty && IPC.exists(scope.recordPath(s.port)), "harness sees no leftovers of a killed server")
             let rm = try scope.dipcrm(s.port)
             #expect(rm.status == 0, "\(rm)")
             #expect((rm.out + rm.err).lowercased().contains("crash"), "dipcrm should say it cleaned up after a crashed server: \(rm)")
@@ -147,6 +149,29 @@ struct CrashTests {
                 let v = try c.write(m, "ok")
                 #expect(try c.read(m).version == v)
             }
+        }
+    }
+
+    @Test("both sharers SIGKILLed: a restart serves; its dipcrm removes the store; the other port cleans up", arguments: E2E.builtBackends)
+    func bothKilled(backend: String) throws {
+        try withScope { scope in
+            let a = try scope.start(backend)
+            let b = try scope.start(backend)
+            try a.connect().write(3, "both")
+            #expect(!a.storeObjects().isEmpty, "harness sees no store objects for \(a.name)")
+            a.kill(SIGKILL)
+            b.kill(SIGKILL)
+            #expect(a.waitGone(timeout: 5) && b.waitGone(timeout: 5))
+            let a2 = try scope.start(backend, port: a.port)
+            let (d, v) = try a2.connect().read(3)
+            #expect(d == Array("both".utf8) && v == 1, "data after both sharers were killed: \(d) v\(v)")
+            let rmA = try scope.dipcrm(a2.port)
+            #expect(rmA.status == 0, "\(rmA)")
+            let rmB = try scope.dipcrm(b.port)
+            #expect(rmB.status == 0, "dipcrm of the crashed B: \(rmB)")
+            waitUntil(timeout: 5) { a2.storeObjects().isEmpty }
+            #expect(a2.storeObjects().isEmpty, "store objects left once no live sharer remains: \(a2.storeObjects())")
+            #expect(scope.recordedPorts().isEmpty, "records left: \(scope.recordedPorts())")
         }
     }
 }

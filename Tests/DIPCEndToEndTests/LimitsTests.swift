@@ -101,4 +101,35 @@ struct LimitsTests {
             #expect(d == Array("before".utf8) && v == 1, "dropped netcat write changed the mailbox: v\(v)")
         }
     }
+
+    @Test("--io-timeout counts gaps, not the whole request: a slow steady writer succeeds", arguments: E2E.builtBackends)
+    func slowSteadyWriter(backend: String) throws {
+        try withServer(backend, options: ["--io-timeout", "1"]) { server, _ in
+            let c = try server.connect()
+            try c.send("w 1 8\n")
+            for b in Array("abcdefgh".utf8) {
+                #expect(c.staysSilent(for: 0.4), "answered before the data was complete")
+                try c.send([b])
+            }
+            #expect(try c.readLine() == "ok 1", "write whose bytes arrived every 0.4 s (3.2 s in all) with --io-timeout 1")
+            #expect(try c.read(1).data == Array("abcdefgh".utf8))
+        }
+    }
+
+    @Test("default --max-clients is 256", arguments: E2E.builtBackends.prefix(1))
+    func defaultMaxClients(backend: String) throws {
+        try withServer(backend) { server, _ in
+            var conns: [Conn] = []
+            for i in 0..<256 {
+                let c = try server.connect()
+                conns.append(c)
+                if i % 64 == 63 { #expect(try c.request("r 0") == "ok 0 0", "connection \(i + 1)") }
+            }
+            #expect(try conns[255].request("r 1") == "ok 0 0", "256th connection served")
+            let extra = try server.connect()
+            let line = try extra.readLine()
+            #expect(line.hasPrefix("err busy"), "257th connection got \(line.debugDescription)")
+            #expect(extra.waitForClose() == .closed)
+        }
+    }
 }

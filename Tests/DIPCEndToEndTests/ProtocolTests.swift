@@ -42,6 +42,10 @@ struct ProtocolTests {
             try c.send("r 1\r\n")
             #expect(try c.readLine() == "ok 11 2", "r 1\\r\\n")
             #expect(try c.readBytes(11) == Array("hello there".utf8))
+            // Only the \r right before the \n is dropped.
+            try c.send("w 3\na\rb\r\r\n")
+            #expect(try c.readLine() == "ok 1")
+            #expect(try c.read(3).data == Array("a\rb\r".utf8), "netcat data keeps inner \\r")
             // Empty line is an empty value.
             try c.send("w 2\n\n")
             #expect(try c.readLine() == "ok 1", "w 2\\n\\n")
@@ -289,6 +293,17 @@ struct ProtocolTests {
             #expect((f["writes"].flatMap { Int($0) } ?? 0) >= 1, "s -> \(line)")
             #expect((f["errors"].flatMap { Int($0) } ?? 0) >= 1, "s -> \(line)")
             #expect((f["bytes_in"].flatMap { Int($0) } ?? 0) >= 12, "s -> \(line)")
+        }
+    }
+
+    @Test("numbers with leading zeros are plain decimal digits", arguments: E2E.builtBackends)
+    func leadingZeros(backend: String) throws {
+        try withServer(backend) { server, _ in
+            let c = try server.connect()
+            try c.send("w 01 003\nabc")
+            #expect(try c.readLine() == "ok 1", "w 01 003")
+            #expect(try c.request("r 001") == "ok 3 1", "r 001")
+            #expect(try c.readBytes(3) == Array("abc".utf8))
         }
     }
 }

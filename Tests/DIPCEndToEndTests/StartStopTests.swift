@@ -69,9 +69,8 @@ struct StartStopTests {
                 let db = try #require(server.db, "tdb record lacks db: \(record)")
                 #expect(db == scope.stateDir + "/\(scope.name).tdb" || db.hasSuffix("/\(scope.name).tdb"), "default db path: \(db)")
                 #expect(IPC.fileMode(db) == 0o600, "db \(db) mode \(String(describing: IPC.fileMode(db)))")
-                if let shm = server.shmName {
-                    #expect(IPC.exists(IPC.devShmPath(shm)), "coordinator map \(shm) missing")
-                }
+                let shm = try #require(server.shmName, "tdb record lacks shm_name (coordinator map): \(record)")
+                #expect(IPC.fileMode(IPC.devShmPath(shm)) == 0o600, "coordinator map \(shm) missing or not 0600")
             default: break
             }
 
@@ -173,6 +172,96 @@ struct StartStopTests {
                 let after = c.waitForClose(timeout: 5)
                 #expect(after == .closed, "idle client \(n) after err shutdown: \(after)")
             }
+        }
+    }
+
+    @Test("--bind 127.0.0.2 listens there only; dipcrm finds it", arguments: E2E.builtBackends)
+    func bindAddress(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend, options: ["--bind", "127.0.0.2"])
+            #expect(s.record["bind"] == "127.0.0.2", "record: \(s.record)")
+            #expect(s.startLine.contains("127.0.0.2:\(s.port)"), "start-up line: \(s.startLine)")
+            let c = try Conn(port: s.port, host: "127.0.0.2")
+            #expect(try c.request("r 0") == "ok 0 0")
+            c.close()
+            #expect(!portAccepts(s.port), "--bind 127.0.0.2 also accepts on 127.0.0.1")
+            let rm = try scope.dipcrm(s.port)
+            #expect(rm.status == 0, "\(rm)")
+            #expect(s.waitGone(timeout: 5))
+            #expect(!portAccepts(s.port, host: "127.0.0.2"))
+            #expect(!IPC.exists(scope.recordPath(s.port)))
+        }
+    }
+
+    @Test("dipcrm does not wait for a stalled request beyond its 5 s deadline", arguments: E2E.builtBackends)
+    func dipcrmDeadline(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend)  // --io-timeout defaults to 30 s
+            let c = try s.connect()
+            try c.send("w 1 10\nabc")  // in flight, never finished
+            #expect(c.staysSilent(for: 0.3))
+            let t = monotonicNow()
+            let rm = try scope.dipcrm(s.port)
+            let took = monotonicNow() - t
+            #expect(rm.status == 0, "\(rm)")
+            #expect(took < 9, "dipcrm took \(took) s with one stalled request (deadline is 5 s)")
+            #expect(s.waitGone(timeout: 3), "server still alive after dipcrm")
+            let after = c.waitForClose(timeout: 3)
+            #expect(after != .stillOpen, "stalled client still open after the server stopped")
+            waitUntil(timeout: 3) { leftovers(of: s, in: scope).isEmpty }
+            #expect(leftovers(of: s, in: scope).isEmpty, "\(leftovers(of: s, in: scope))")
+        }
+    }
+
+    @Test("a request in flight when dipcrm starts is finished and answered", arguments: E2E.builtBackends)
+    func inFlightFinishes(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend)
+            let c = try s.connect()
+            let value = randomBytes(4096)
+            try c.send(Array("w 1 4096\n".utf8) + value[0..<2000])
+            #expect(c.staysSilent(for: 0.2))
+            let env = scope.env
+            let port = s.port
+            let rmResult = Locked<ProcessResult?>(nil)
+            let done = DispatchGroup()
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                let r = try? runProcess(try Binaries.path("dipcrm"), ["\(port)"], env: env, timeout: E2E.stopTimeout)
+                rmResult.withValue { $0 = r }
+            }.start()
+            // Give dipcrm time to reach the server, then finish the request.
+            waitUntil(timeout: 3) { !portAccepts(port) }
+            try c.send(Array(value[2000...]))
+            let line = try? c.readLine()
+            #expect(line == "ok 1", "in-flight write finished after dipcrm began got \(String(describing: line))")
+            #expect(done.wait(timeout: .now() + 20) == .success)
+            let rm = rmResult.get
+            #expect(rm?.status == 0, "\(String(describing: rm))")
+        }
+    }
+
+    @Test("dipcrm never signals a process that merely reuses a crashed server's pid", arguments: E2E.builtBackends)
+    func pidReuseSafety(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend)
+            s.kill(SIGKILL)
+            #expect(s.waitGone(timeout: 5))
+            // Pretend the pid was recycled: point the stale record at an innocent process of ours.
+            let innocent = try ChildProcess("/bin/sleep", ["60"], env: scope.env)
+            let path = scope.recordPath(s.port)
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let patched = text.split(separator: "\n").map { $0.hasPrefix("pid=") ? "pid=\(innocent.pid)" : String($0) }
+            try (patched.joined(separator: "\n") + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+            let rm = try scope.dipcrm(s.port)
+            #expect(innocent.checkExited() == false, "dipcrm killed pid \(innocent.pid), which is not a dipc server (start time differs)")
+            #expect(rm.status == 0, "\(rm)")
+            #expect(!IPC.exists(path), "stale record left")
+            waitUntil(timeout: 3) { s.storeObjects().isEmpty }
+            #expect(s.storeObjects().isEmpty, "\(s.storeObjects())")
+            kill(innocent.pid, SIGKILL)
+            _ = innocent.wait(timeout: 5)
         }
     }
 }

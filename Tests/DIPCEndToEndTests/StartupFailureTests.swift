@@ -42,7 +42,8 @@ struct StartupFailureTests {
         ["4", "4", "PORT", "1", "--backend", "nosuch"], ["4", "4", "PORT", "1", "--coordinator", "nosuch"],
         ["4", "4", "PORT", "1", "--io-timeout", "0"], ["4", "4", "PORT", "1", "--max-clients", "0"],
         ["4", "4", "PORT", "1", "--max-clients", "-1"], ["4", "4", "PORT", "1", "--io-timeout", "x"],
-        ["4", "4", "PORT", "1", "--no-such-option"],
+        ["4", "4", "PORT", "1", "--no-such-option"], ["4", "4", "PORT", "1", "--bind", "999.1.1.1"],
+        ["4", "4", "PORT", "1", "--bind", "no.such.host.invalid"], ["4", "4", "PORT", "1", "--bind", "192.0.2.1"],
     ]
 
     @Test("bad arguments fail cleanly", arguments: badArgumentLists)

@@ -147,4 +147,19 @@ struct TDBPersistenceTests {
             #expect(try s2.connect().read(0).data == Array("x".utf8), "file damaged by the refused start")
         }
     }
+
+    @Test("--sync: writes work and survive SIGKILL")
+    func syncOption() throws {
+        try withScope { scope in
+            let db = scope.dir + "/sync.tdb"
+            let s = try scope.start("tdb", options: ["--db", db, "--sync"])
+            let c = try s.connect()
+            for i in 1...5 { #expect(try c.write(2, "sync \(i)") == UInt64(i)) }
+            s.kill(SIGKILL)
+            #expect(s.waitGone(timeout: 5))
+            let s2 = try scope.start("tdb", port: s.port, options: ["--db", db])
+            let (d, v) = try s2.connect().read(2)
+            #expect(d == Array("sync 5".utf8) && v == 5)
+        }
+    }
 }

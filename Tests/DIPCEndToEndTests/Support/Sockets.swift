@@ -6,11 +6,11 @@ import Foundation
 
 private let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
 
-private func loopback(_ port: Int) -> sockaddr_in {
+private func loopback(_ port: Int, host: String = "127.0.0.1") -> sockaddr_in {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port)).bigEndian
-    addr.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+    addr.sin_addr = in_addr(s_addr: inet_addr(host))
     return addr
 }
 
@@ -64,8 +64,8 @@ final class PortBlocker {
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:port.
-func portAccepts(_ port: Int) -> Bool {
-    guard let c = try? Conn(port: port, timeout: 2) else { return false }
+func portAccepts(_ port: Int, host: String = "127.0.0.1") -> Bool {
+    guard let c = try? Conn(port: port, host: host, timeout: 2) else { return false }
     c.close()
     return true
 }
@@ -92,7 +92,7 @@ final class Conn {
     let port: Int
     var timeout: Double
 
-    init(port: Int, timeout: Double = E2E.replyTimeout) throws {
+    init(port: Int, host: String = "127.0.0.1", timeout: Double = E2E.replyTimeout) throws {
         _ = ignoreSIGPIPE
         self.port = port
         self.timeout = timeout
@@ -102,7 +102,7 @@ final class Conn {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))  // also bounds connect
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = loopback(port)
+        var addr = loopback(port, host: host)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -112,7 +112,7 @@ final class Conn {
             let e = errno
             Glibc.close(fd)
             fd = -1
-            throw E2EError("connect to 127.0.0.1:\(port) failed: \(String(cString: strerror(e)))")
+            throw E2EError("connect to \(host):\(port) failed: \(String(cString: strerror(e)))")
         }
     }
 

@@ -1,1 +1,0 @@
-print("dipc-bench: not written yet")
