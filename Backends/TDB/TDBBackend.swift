@@ -36,10 +36,10 @@ public enum TDBBackend {
     static func open(name: String, geometry: StoreGeometry, databasePath: String, sync: Bool, create: Bool,
                      stateDirectory: String) throws -> TDBBlockBackend? {
         let hashSize = TDBLocation.hashSize(for: geometry)
-        guard let estimate = TDBLocation.estimatedFileSize(for: geometry, hashSize: Int(hashSize)),
-              estimate <= TDBLocation.fileLimit else {
-            throw StoreError.tooLarge(
-                "\(geometry) needs a TDB file of up to \(TDBLocation.estimatedFileSize(for: geometry, hashSize: Int(hashSize)).map { "\($0) bytes" } ?? "more than 2^64 bytes"), which exceeds TDB's 4 GiB file limit")
+        let estimate = TDBLocation.estimatedFileSize(for: geometry, hashSize: Int(hashSize))
+        guard let estimate, estimate <= TDBLocation.fileLimit else {
+            let needed = estimate.map { "\($0) bytes" } ?? "more than 2^64 bytes"
+            throw StoreError.tooLarge("\(geometry) needs a TDB file of up to \(needed), which exceeds TDB's 4 GiB file limit")
         }
         let path = TDBLocation.absolute(databasePath)
         let controlSize = StoreLayout.controlSize(for: geometry)

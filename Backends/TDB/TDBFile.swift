@@ -99,18 +99,15 @@ final class TDBFile: @unchecked Sendable {
         }
     }
 
-    /// Gives back one `acquire`; the last one closes the context.
+    /// Gives back one `acquire`; the last one closes the context (under the registry's
+    /// lock, so that no open of the same file can slip in before it is closed).
     func release() throws {
-        let last = TDBFile.registry.withLock { files -> Bool in
+        let rc = TDBFile.registry.withLock { files -> Int32 in
             references -= 1
-            guard references == 0 else { return false }
+            guard references == 0 else { return 0 }
             files[id] = nil
-            return true
+            return withContext { tdb_close($0) }
         }
-        guard last else { return }
-        pthread_mutex_lock(mutex)
-        let rc = tdb_close(context)
-        pthread_mutex_unlock(mutex)
         if rc != 0 { throw SystemError.last("tdb_close(\(path))") }
     }
 

@@ -174,8 +174,15 @@ enum Machine {
         var parts = ["nproc \(sysconf(Int32(_SC_NPROCESSORS_ONLN)))"]
         if let cpu = cpuModel() { parts.append(cpu) }
         parts.append("Linux \(kernelRelease())")
+        if let load = loadAverage() { parts.append("load average \(load) at start") }
         parts.append(date())
         return parts.joined(separator: " · ")
+    }
+
+    /// The 1-minute load average from /proc/loadavg (other work competes with the benchmark).
+    static func loadAverage() -> String? {
+        let text = Processes.readFile("/proc/loadavg")
+        return text.split(separator: " ").first.map(String.init)
     }
 
     static func kernelRelease() -> String {

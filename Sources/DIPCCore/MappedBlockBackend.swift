@@ -95,7 +95,7 @@ public final class MappedBlockBackend: BlockBackend {
 
     private func copyMessage(at offset: Int, in slot: UnsafeMutableRawPointer, into buffer: inout [UInt8]) {
         let base = data(slot) + offset
-        let length = Int(base.load(as: UInt64.self))
+        let length = Int(base.loadUnaligned(as: UInt64.self))
         buffer.removeAll(keepingCapacity: true)
         buffer.append(contentsOf: UnsafeRawBufferPointer(start: base + StoreLayout.messageOverhead, count: length))
     }

@@ -38,6 +38,11 @@ struct DIPCCommand: ParsableCommand {
 
     /// Parses and runs; any usage error is one line on stderr and exit status 2.
     static func main() {
+        // ArgumentParser would take "-1" for an option; name the real problem instead.
+        if let negative = CommandLine.arguments.dropFirst().first(where: { $0.count > 1 && $0.hasPrefix("-") && $0.dropFirst().allSatisfy(\.isNumber) }) {
+            fputs("dipc: every number must be a plain positive decimal, not \"\(negative)\"\n", stderr)
+            Glibc.exit(2)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

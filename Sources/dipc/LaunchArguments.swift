@@ -43,7 +43,7 @@ struct LaunchArguments {
             ioTimeoutSeconds: ioTimeout, backendName: kind.rawValue)
         let request = LaunchRequest(
             configuration: configuration, storeName: name, geometry: geometry, policy: policy,
-            foreground: command.foreground, recordFields: databasePath.map { [("db", $0)] } ?? [])
+            foreground: command.foreground)
         let spec = StoreSpec(kind: kind, name: name, geometry: geometry, policy: policy,
                              databasePath: databasePath, sync: command.sync)
         return (request, spec)

@@ -24,7 +24,9 @@ struct StartStopTests {
             let record = try #require(scope.readRecord(port), "no record \(scope.recordPath(port))")
             let pid = try #require(record["pid"], "record without pid: \(record)")
             #expect(line.contains("pid \(pid)"), "start-up line \(line) vs record pid \(pid)")
-            #expect(line.contains("name \(scope.name)") && line.contains("coordinator fifo"), "start-up line: \(line)")
+            #expect(
+                line == "dipc: serving 4 mailboxes of 4096 bytes on 127.0.0.1:\(port) (backend \(backend), name \(scope.name), coordinator fifo, pid \(pid))",
+                "start-up line differs from CONVENTIONS.md: \(line)")
 
             // The record, as CONVENTIONS.md lists it.
             for key in ["pid", "start_time", "port", "bind", "backend", "name", "mailboxes", "mailbox_size",
@@ -39,6 +41,9 @@ struct StartStopTests {
 
             let server = Server(port: port, backend: backend, name: scope.name, startLine: line, record: record)
             #expect(server.isAlive, "recorded pid \(pid) is not a live process")
+            // The harness must find the server by its private runtime dir (start-up failure checks rely on it).
+            let found = processesMatching(environment: "DIPC_RUNTIME_DIR=\(scope.runtimeDir)", argument: nil)
+            #expect(found == [server.pid], "processes carrying this test's DIPC_RUNTIME_DIR: \(found), server pid \(server.pid)")
 
             // Serves immediately after dipc exits 0 (no polling).
             let c = try server.connect()

@@ -93,6 +93,7 @@ final class ChildProcess {
     private(set) var exitStatus: Int32?
 
     init(_ path: String, _ args: [String], env: [String: String], stdin: [UInt8]? = nil) throws {
+        ignoreSIGPIPE()
         command = [path] + args
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]

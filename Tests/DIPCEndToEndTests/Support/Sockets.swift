@@ -4,7 +4,10 @@ import Foundation
     import Glibc
 #endif
 
-private let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+private let ignoreSIGPIPEOnce: Void = { signal(SIGPIPE, SIG_IGN) }()
+
+/// The suite writes to sockets and pipes whose peer may be gone: never die of SIGPIPE.
+func ignoreSIGPIPE() { _ = ignoreSIGPIPEOnce }
 
 private func loopback(_ port: Int, host: String = "127.0.0.1") -> sockaddr_in {
     var addr = sockaddr_in()
@@ -93,7 +96,7 @@ final class Conn {
     var timeout: Double
 
     init(port: Int, host: String = "127.0.0.1", timeout: Double = E2E.replyTimeout) throws {
-        _ = ignoreSIGPIPE
+        ignoreSIGPIPE()
         self.port = port
         self.timeout = timeout
         fd = newSocket()
