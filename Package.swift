@@ -72,6 +72,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/dipc-bench"),
+        .executableTarget(name: "dipc-producer-consumer", dependencies: ["DIPCClient"], path: "Examples/ProducerConsumer"),
         .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol"]),
         .testTarget(
             name: "DIPCBackendConformanceTests",
