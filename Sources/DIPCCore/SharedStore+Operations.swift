@@ -54,18 +54,21 @@ extension SharedStore {
 
     /// Calls `attempt` until it returns a value, the monotonic `deadline` passes, or
     /// `shouldAbandon` returns true. Between attempts it holds no lock and sleeps until
-    /// the mailbox changes (in any process sharing the store), waking at least every
-    /// `pollInterval` seconds to ask `shouldAbandon`.
+    /// the mailbox changes (in any process sharing the store) or `pollInterval` seconds
+    /// pass; `shouldAbandon` is asked before every attempt but the first.
     public func wait<Value>(
         on mailbox: Int, until deadline: Double, pollInterval: Double = 0.1,
         shouldAbandon: () -> Bool, attempt: () throws -> Value?
     ) throws -> WaitOutcome<Value> {
+        var retrying = false
         while true {
             let sequence = coordinator.changeSequence(of: mailbox)
+            // Ask before every retry, so that a client gone while it slept takes nothing.
+            if retrying && shouldAbandon() { return .abandoned }
             if let value = try attempt() { return .done(value) }
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 { return .timedOut }
-            if shouldAbandon() { return .abandoned }
+            retrying = true
             let slice = min(remaining, pollInterval)
             coordinator.waitForChange(of: mailbox, from: sequence, timeoutNanoseconds: Int64(slice * 1e9))
         }
