@@ -15,7 +15,7 @@ RUN_ARGS ?=
 APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd
 BENCH_APT_PACKAGES := memcached
 
-.PHONY: all deps build run stop test bench bench-backends clean smoke
+.PHONY: all deps build release run stop test bench bench-backends clean smoke
 
 all: build
 
@@ -45,14 +45,17 @@ test: build
 smoke: build
 	python3 ../shared/tools/smoke.py $(BIN)
 
-bench: deps
-	@for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
-	$(SWIFT) build -c release --product dipc-bench
-	$(SWIFT) build -c release
+# Release builds name their products: the test-only lock probe imports DIPCCore @testable.
+RELEASE_PRODUCTS := dipc dipcrm dipc-client dipc-bench
+
+release: deps
+	@for p in $(RELEASE_PRODUCTS); do $(SWIFT) build -c release --product $$p || exit 1; done
+
+bench: release
+	@for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$p >/dev/null; }; done
 	.build/release/dipc-bench network --bin .build/release
 
-bench-backends: deps
-	$(SWIFT) build -c release --product dipc-bench
+bench-backends: release
 	.build/release/dipc-bench backends
 
 clean:

@@ -81,6 +81,14 @@ public final class SysVSegment: SharedSegment {
         [("shm_id", String(id)), ("shm_key", String(format32: UInt32(bitPattern: key)))]
     }
 
+    /// The segment's creator (`shm_cpid`) is a running process. A pid reused by
+    /// another process reads as alive, which only delays the cleanup.
+    public var creatorIsAlive: Bool {
+        var ds = shmid_ds()
+        guard shmctl(id, IPC_STAT, &ds) == 0 else { return false }
+        return ProcessIdentity.startTime(of: ds.shm_cpid) != nil
+    }
+
     public func unmap() {
         if mapped {
             shmdt(base)

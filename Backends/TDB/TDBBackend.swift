@@ -164,6 +164,8 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
     }
 
     var control: UnsafeMutableRawPointer { controlSegment.base }
+    var creatorIsAlive: Bool { controlSegment.creatorIsAlive }
+    func creationFinished() { controlSegment.creationFinished() }
     var createdControl: Bool { controlSegment.created }
     var recordFields: [(String, String)] { [("db", file.path), ("shm_name", controlSegment.objectName)] }
 

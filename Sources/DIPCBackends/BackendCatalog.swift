@@ -34,14 +34,14 @@ public enum BackendCatalog {
     /// After the server in `slot` died without detaching: frees its slot and locks,
     /// and destroys the store's shared objects when no live server remains attached.
     /// Returns what it did, for the user.
-    public static func cleanUpAfterCrash(_ spec: StoreSpec, slot: Int) throws -> String {
+    public static func cleanUpAfterCrash(_ spec: StoreSpec, slot: Int?) throws -> String {
         guard let backend = try openBackend(spec, create: false) else {
             return "its store \"\(spec.name)\" was already gone"
         }
         let removed = try SharedStore.cleanUpAfterCrash(
             backend: backend, name: spec.name, geometry: spec.geometry, policy: spec.policy, slot: slot)
         return removed
-            ? "removed its store \"\(spec.name)\" (\(spec.kind.rawValue) shared memory)"
+            ? "removed its store \"\(spec.name)\" (\(spec.kind == .tdb ? "the coordinator map; the TDB file is kept" : "\(spec.kind.rawValue) shared memory"))"
             : "its store \"\(spec.name)\" is still used by other servers and was kept"
     }
 }

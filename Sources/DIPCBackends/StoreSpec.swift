@@ -23,15 +23,15 @@ public struct StoreSpec: Sendable {
 }
 
 extension StoreSpec {
-    /// The store a runtime record names, and the server's slot in it; nil when the
-    /// record lacks a field.
-    public static func fromRecord(_ fields: [(String, String)]) -> (StoreSpec, slot: Int)? {
+    /// The store a runtime record names, and the server's slot in it (nil when the
+    /// server died before claiming one); nil when the record lacks a field.
+    public static func fromRecord(_ fields: [(String, String)]) -> (StoreSpec, slot: Int?)? {
         func field(_ key: String) -> String? { fields.first { $0.0 == key }?.1 }
         guard let kind = field("backend").flatMap(BackendKind.init(rawValue:)), let name = field("name"),
               let mailboxes = field("mailboxes").flatMap({ Int($0) }), mailboxes > 0,
               let size = field("mailbox_size").flatMap({ Int($0) }), size > 0,
-              let policy = field("coordinator").flatMap(CoordinatorPolicy.init(rawValue:)),
-              let slot = field("slot").flatMap({ Int($0) }) else { return nil }
+              let policy = field("coordinator").flatMap(CoordinatorPolicy.init(rawValue:)) else { return nil }
+        let slot = field("slot").flatMap { Int($0) }
         let spec = StoreSpec(kind: kind, name: name, geometry: StoreGeometry(mailboxes: mailboxes, mailboxSize: size),
                              policy: policy, databasePath: field("db"))
         return (spec, slot)

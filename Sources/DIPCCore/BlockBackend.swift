@@ -49,4 +49,18 @@ public protocol BlockBackend: AnyObject {
     func takeOldest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64?
     /// Releases this process's hold on the store; `removing` destroys the store's shared objects.
     func close(removing: Bool) throws
+    /// Whether the creator of the shared objects still runs (default in an extension).
+    var creatorIsAlive: Bool { get }
+    /// The creator's signal that formatting is done (default in an extension).
+    func creationFinished()
+}
+
+extension BlockBackend {
+    /// Whether the process that created this store's shared objects still runs. It is
+    /// asked only while the store header says "formatting": a store whose creator died
+    /// before finishing is garbage that the next opener removes. Default: true.
+    public var creatorIsAlive: Bool { true }
+
+    /// Called by the creator once the store is formatted and published. Default: nothing.
+    public func creationFinished() {}
 }

@@ -42,6 +42,8 @@ public final class MappedBlockBackend: BlockBackend {
     public var control: UnsafeMutableRawPointer { segment.base }
     public var createdControl: Bool { segment.created }
     public var recordFields: [(String, String)] { segment.recordFields }
+    public var creatorIsAlive: Bool { segment.creatorIsAlive }
+    public func creationFinished() { segment.creationFinished() }
 
     // MARK: block layout
 

@@ -15,4 +15,17 @@ public protocol SharedSegment: AnyObject {
     var recordFields: [(String, String)] { get }
     func unmap()
     func remove() throws
+    /// Whether the creator still runs (default in an extension).
+    var creatorIsAlive: Bool { get }
+    /// The creator's signal that formatting is done (default in an extension).
+    func creationFinished()
+}
+
+extension SharedSegment {
+    /// Whether the process that created the object still runs (see
+    /// `BlockBackend.creatorIsAlive`). Default: true.
+    public var creatorIsAlive: Bool { true }
+
+    /// Called by the creator once the store in the object is formatted. Default: nothing.
+    public func creationFinished() {}
 }

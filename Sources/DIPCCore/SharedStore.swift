@@ -33,39 +33,56 @@ public final class SharedStore: @unchecked Sendable {
         let deadline = monotonicSeconds() + deadlineSeconds
         while true {
             let backend = try openBackend()
+            let outcome: AttachOutcome
             do {
-                if let store = try attach(backend: backend, name: name, geometry: geometry, policy: policy,
-                                          identity: identity, deadline: deadline) {
-                    return store
-                }
+                outcome = try attach(backend: backend, name: name, geometry: geometry, policy: policy, identity: identity)
             } catch {
                 try? backend.close(removing: backend.createdControl)
                 throw error
             }
-            // The store was being removed by its last server: open it again.
-            try? backend.close(removing: false)
+            switch outcome {
+            case let .attached(store):
+                return store
+            case .beingRemoved:
+                // Its last server is removing it right now: open it again.
+                try? backend.close(removing: false)
+            case .abandoned:
+                // Its creator or its remover died halfway: the store holds nothing of value.
+                try? backend.close(removing: true)
+            }
             guard monotonicSeconds() < deadline else { throw StoreError.notReady(name: name) }
             usleep(10_000)
         }
     }
 
-    /// Formats or validates, then claims a slot; nil when the store turned out to be removed.
+    private enum AttachOutcome {
+        case attached(SharedStore)
+        /// The store is being removed by a live server.
+        case beingRemoved
+        /// The store's creator died while formatting it, or its remover died while
+        /// removing it: remove it and start over.
+        case abandoned
+    }
+
+    /// Formats or validates, then claims a slot.
     private static func attach(
         backend: BlockBackend, name: String, geometry: StoreGeometry, policy: CoordinatorPolicy,
-        identity: ProcessIdentity, deadline: Double
-    ) throws -> SharedStore? {
+        identity: ProcessIdentity
+    ) throws -> AttachOutcome {
         let header = StoreHeader(at: backend.control)
         let region = backend.control + StoreLayout.headerSize
         if backend.createdControl {
             try header.format(name: name, geometry: geometry, policy: policy)
             try Coordinator.initializeRegion(region, mailboxes: geometry.mailboxes)
             header.setState(.ready)
+            backend.creationFinished()
         } else {
+            // A creator formatting a large store may take long: wait while it lives.
             while header.state == .formatting {
-                guard monotonicSeconds() < deadline else { throw StoreError.notReady(name: name) }
+                if !backend.creatorIsAlive && header.state == .formatting { return .abandoned }
                 usleep(2_000)
             }
-            if header.state == .removed { return nil }
+            if header.state == .removed { return liveServerCount(header) > 0 ? .beingRemoved : .abandoned }
             try header.validate(name: name, geometry: geometry, policy: policy)
         }
         let coordinatorFor: (Int) -> Coordinator = { slot in
@@ -76,7 +93,7 @@ public final class SharedStore: @unchecked Sendable {
         _ = try mutex.lock()  // the state it protects (slots) is repaired below either way
         mutex.markConsistent()
         defer { mutex.unlock() }
-        if header.state == .removed { return nil }
+        if header.state == .removed { return liveServerCount(header) > 0 ? .beingRemoved : .abandoned }
         // Forget servers that died without detaching, so their locks and slots are free.
         let janitor = coordinatorFor(0)
         var free: Int?
@@ -91,8 +108,12 @@ public final class SharedStore: @unchecked Sendable {
             throw StoreError.tooManyServers(name: name, limit: Coordinator.maximumServers)
         }
         header.claim(slot: slot, for: identity)
-        return SharedStore(name: name, geometry: geometry, policy: policy, backend: backend,
-                           coordinator: coordinatorFor(slot), slot: slot, header: header)
+        return .attached(SharedStore(name: name, geometry: geometry, policy: policy, backend: backend,
+                                     coordinator: coordinatorFor(slot), slot: slot, header: header))
+    }
+
+    private static func liveServerCount(_ header: StoreHeader) -> Int {
+        (0..<Coordinator.maximumServers).filter { header.isSlotAlive($0) }.count
     }
 
     private init(name: String, geometry: StoreGeometry, policy: CoordinatorPolicy, backend: BlockBackend,
@@ -129,34 +150,48 @@ public final class SharedStore: @unchecked Sendable {
         return !othersAlive
     }
 
-    /// Cleans up after a server that died in `slot` without detaching: frees its slot
-    /// and locks, and destroys the store when no live server remains attached.
-    /// `backend` is an attach-only open of that store. Returns whether it was destroyed.
+    /// Cleans up after a server that died without detaching (its slot, if it had claimed
+    /// one, is `slot`): frees the slots and locks of every dead server, and destroys the
+    /// store when no live server remains attached — or when it was left half made or
+    /// half removed. `backend` is an attach-only open of that store. Returns whether the
+    /// store was destroyed.
     public static func cleanUpAfterCrash(backend: BlockBackend, name: String, geometry: StoreGeometry,
-                                         policy: CoordinatorPolicy, slot: Int) throws -> Bool {
+                                         policy: CoordinatorPolicy, slot: Int?) throws -> Bool {
         let header = StoreHeader(at: backend.control)
-        guard !backend.createdControl, header.state == .ready,
-              (try? header.validate(name: name, geometry: geometry, policy: policy)) != nil else {
-            // Not a store we understand (or one that was just being removed): destroy it only if we made it now.
-            try backend.close(removing: backend.createdControl)
-            return backend.createdControl
+        if backend.createdControl
+            || (header.state == .formatting && !backend.creatorIsAlive)
+            || (header.state == .removed && liveServerCount(header) == 0) {
+            // Made just now, or left halfway by a dead creator or remover: nothing of value.
+            try backend.close(removing: true)
+            return true
         }
-        let region = backend.control + StoreLayout.headerSize
-        let coordinator = Coordinator(region: region, mailboxes: geometry.mailboxes, policy: policy, slot: slot,
-                                      isSlotAlive: { [header] in header.isSlotAlive($0) })
-        if header.isSlotAlive(slot) {
+        guard header.state == .ready, (try? header.validate(name: name, geometry: geometry, policy: policy)) != nil else {
+            // Not a store we understand, or one still being made or removed by a live server.
             try backend.close(removing: false)
             return false
         }
-        let last = try releaseSlot(slot, header: header, coordinator: coordinator)
+        let region = backend.control + StoreLayout.headerSize
+        let janitor = Coordinator(region: region, mailboxes: geometry.mailboxes, policy: policy, slot: slot ?? 0,
+                                  isSlotAlive: { [header] in header.isSlotAlive($0) })
+        let mutex = header.attachMutex
+        _ = try mutex.lock()
+        mutex.markConsistent()
+        var last = false
+        do {
+            defer { mutex.unlock() }
+            for dead in 0..<Coordinator.maximumServers where header.occupant(of: dead) != nil && !header.isSlotAlive(dead) {
+                try janitor.purge(slot: dead)
+                header.release(slot: dead)
+            }
+            last = liveServerCount(header) == 0
+            if last { header.setState(.removed) }
+        }
         try backend.close(removing: last)
         return last
     }
 
     /// Number of live servers attached to the store, this one included.
-    public var liveServerCount: Int {
-        (0..<Coordinator.maximumServers).filter { header.isSlotAlive($0) }.count
-    }
+    public var liveServerCount: Int { SharedStore.liveServerCount(header) }
 }
 
 /// Seconds on the monotonic clock.

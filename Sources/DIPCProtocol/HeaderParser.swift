@@ -157,8 +157,10 @@ struct HeaderParser {
     private func parseWrite() -> HeaderOutcome {
         switch fields.count {
         case 2:
-            // Netcat form: a bad N leaves the following line to be parsed as a request.
-            guard let n = number(1) else { return syntax(badNumber(1, "mailbox")) }
+            // Netcat form: the data line can be skipped, so a bad N drops it like a bad range.
+            guard let n = number(1) else {
+                return .line(.drop(ProtocolError(code: .syntax, message: badNumber(1, "mailbox"), closesConnection: false)))
+            }
             guard let mailbox = mailboxIndex(n) else { return .line(.drop(rangeError(n))) }
             return .line(.write(mailbox: mailbox))
         case 3:

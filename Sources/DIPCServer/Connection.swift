@@ -24,7 +24,10 @@ final class Connection: @unchecked Sendable {
         self.server = server
         let geometry = server.store.geometry
         decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize)
-        receiveBuffer = [UInt8](repeating: 0, count: server.configuration.packetSize)
+        // One packet, but never more than the largest request could need; the pages are
+        // touched only as data arrives.
+        let bufferSize = min(server.configuration.packetSize, geometry.mailboxSize + RequestDecoder.maximumHeaderLength)
+        receiveBuffer = [UInt8](unsafeUninitializedCapacity: bufferSize) { _, count in count = bufferSize }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var timeout = timeval(tv_sec: server.configuration.ioTimeoutSeconds, tv_usec: 0)
@@ -41,14 +44,11 @@ final class Connection: @unchecked Sendable {
     }
 
     func run() {
-        defer { server.connectionEnded() }
-        switch serve() {
-        case .keepOpen, .close:
-            _ = flush()
-            SocketIO.closeGracefully(fd)
-        case .drop:
-            close(fd)
-        }
+        let next = serve()
+        if next != .drop { _ = flush() }
+        // The client's slot is free before the lingering close, so it can reconnect at once.
+        server.connectionEnded()
+        if next == .drop { close(fd) } else { SocketIO.closeGracefully(fd) }
     }
 
     private func serve() -> Next {
@@ -62,7 +62,10 @@ final class Connection: @unchecked Sendable {
                     next = execute(request)
                 }
                 if next != .keepOpen { return next }
-                if outgoing.count >= packetSize, !flush() { return .drop }
+                if outgoing.count >= receiveBuffer.count, !flush() { return .drop }
+                if server.isStopping && monotonicSeconds() > server.stopDeadline {
+                    return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+                }
             }
             if !flush() { return .drop }
             if server.isStopping && decoder.isIdle {
@@ -132,6 +135,15 @@ final class Connection: @unchecked Sendable {
 
     private func execute(_ request: Request) -> Next {
         do {
+            return try server.withStore { try run(request) }
+        } catch is Server.StoreClosed {
+            return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+        } catch {
+            return fail(ProtocolError(code: .internal, message: "backend \(server.configuration.backendName): \(error)", closesConnection: false))
+        }
+    }
+
+    private func run(_ request: Request) throws -> Next {
             switch request {
             case let .read(mailbox):
                 let version = try store.read(mailbox, into: &value)
@@ -155,9 +167,6 @@ final class Connection: @unchecked Sendable {
             case .stats:
                 outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot()))
             }
-        } catch {
-            return fail(ProtocolError(code: .internal, message: "backend \(server.configuration.backendName): \(error)", closesConnection: false))
-        }
         return .keepOpen
     }
 
@@ -168,11 +177,14 @@ final class Connection: @unchecked Sendable {
 
     /// Runs a waiting request: flushes earlier replies, then retries `attempt` on every
     /// change of the mailbox until it succeeds or `waitMilliseconds` pass.
-    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, _ attempt: () throws -> Value?) throws -> SharedStore.WaitOutcome<Value> {
+    /// `takes`: the request removes a message, so a client that may be gone (even only
+    /// half-closed) must not be served: it would take a message nobody receives.
+    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, takes: Bool = false,
+                                _ attempt: () throws -> Value?) throws -> SharedStore.WaitOutcome<Value> {
         if waitMilliseconds > 0, !flush() { return .abandoned }
         let deadline = monotonicSeconds() + Double(waitMilliseconds) / 1000
         return try store.wait(on: mailbox, until: deadline, shouldAbandon: { [fd, server] in
-            server.isStopping || SocketIO.peerHasGone(fd)
+            server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: takes)
         }, attempt: attempt)
     }
 
@@ -211,7 +223,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func consume(_ mailbox: Int, waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds) {
+        let outcome = try waiting(mailbox, waitMilliseconds, takes: true) {
             try store.take(mailbox, into: &value)
         }
         switch outcome {

@@ -24,6 +24,9 @@ public final class Server: @unchecked Sendable {
     /// Monotonic time after which requests in flight are cut short.
     private(set) var stopDeadline = Double.infinity
     private let activeConnections = ManagedAtomic<Int>(0)
+    /// Threads inside `withStore`, and whether the store may still be entered.
+    private let storeUsers = ManagedAtomic<Int>(0)
+    private let storeClosed = ManagedAtomic<Bool>(false)
     private let acceptLoopDone = ManagedAtomic<Bool>(false)
 
     /// A server that will accept on `listener` (which it owns from now on and closes in `stop`).
@@ -127,6 +130,30 @@ public final class Server: @unchecked Sendable {
         let left = activeConnections.load(ordering: .acquiring)
         if left > 0 { logger.warning("stopping with connections still open", metadata: ["connections": "\(left)"]) }
         close(listener.fd)
+    }
+
+    /// Thrown by `withStore` once the store is closed for this server.
+    struct StoreClosed: Error {}
+
+    /// Runs `body`, which uses the store; throws `StoreClosed` once `closeStore` has begun,
+    /// so no thread touches the store after it is detached.
+    func withStore<T>(_ body: () throws -> T) throws -> T {
+        storeUsers.wrappingIncrement(ordering: .sequentiallyConsistent)
+        defer { storeUsers.wrappingDecrement(ordering: .sequentiallyConsistent) }
+        if storeClosed.load(ordering: .sequentiallyConsistent) { throw StoreClosed() }
+        return try body()
+    }
+
+    /// Closes the store to every connection and waits (at most `timeoutSeconds`) until
+    /// no thread is inside it. Returns whether it is now unused. Call after `stop`.
+    public func closeStore(timeoutSeconds: Double = 2) -> Bool {
+        storeClosed.store(true, ordering: .sequentiallyConsistent)
+        let deadline = monotonicSeconds() + timeoutSeconds
+        while storeUsers.load(ordering: .sequentiallyConsistent) > 0 {
+            if monotonicSeconds() > deadline { return false }
+            usleep(1_000)
+        }
+        return true
     }
 
     /// The `i` reply's pairs.

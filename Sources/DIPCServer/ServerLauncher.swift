@@ -37,7 +37,7 @@ public enum ServerLauncher {
         signal(SIGPIPE, SIG_IGN)
         let channel = ReadinessChannel.fromEnvironment()
         if !request.foreground && channel == nil {
-            switch Daemon.spawnAndWait(arguments: arguments + ["--foreground"]) {
+            switch Daemon.spawnAndWait(arguments: ["--foreground"] + arguments) {
             case let .ready(line):
                 print(line)
                 return 0
@@ -71,27 +71,44 @@ public enum ServerLauncher {
         }
         let logger = Logger(label: "dipc") { FileLogHandler(label: $0, fd: logFD) }
 
+        raiseOpenFileLimit()
         // Signals are taken by sigwait on this thread; every thread started later inherits the mask.
+        // SIGHUP (terminal gone) and SIGQUIT stop the server gracefully too.
         var stopSignals = sigset_t()
         sigemptyset(&stopSignals)
         sigaddset(&stopSignals, SIGTERM)
         sigaddset(&stopSignals, SIGINT)
+        sigaddset(&stopSignals, SIGHUP)
+        sigaddset(&stopSignals, SIGQUIT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
+        let recordPath = runtime.recordPath(port: config.port)
+        if let existing = RuntimeRecord.read(from: recordPath), let owner = existing.process, owner.isAlive {
+            // Another address on the same port: its record must not be overwritten.
+            return fail("port \(config.port) already has a dipc server (pid \(owner.pid), on \(existing["bind"] ?? "?")); stop it with dipcrm \(config.port) first")
+        }
         let listener: ListeningSocket
         do {
             listener = try ListeningSocket(address: config.bindAddress, port: config.port)
         } catch {
             return fail("\(error)")
         }
+        // A first record before the store exists lets dipcrm clean up if this process
+        // is killed while it creates the store.
+        do {
+            try record(for: request, store: nil).write(to: recordPath)
+        } catch {
+            close(listener.fd)
+            return fail("cannot write the runtime record \(recordPath): \(error)")
+        }
         let store: SharedStore
         do {
             store = try openStore()
         } catch {
             close(listener.fd)
+            unlink(recordPath)
             return fail("cannot open store \"\(request.storeName)\": \(error)")
         }
-        let recordPath = runtime.recordPath(port: config.port)
         let server: Server
         do {
             server = try Server(configuration: config, listener: listener, store: store, logger: logger)
@@ -118,6 +135,9 @@ public enum ServerLauncher {
         while sigwait(&stopSignals, &received) != 0 {}
         logger.info("stopping", metadata: ["signal": "\(received)"])
         server.stop()
+        if !server.closeStore() {
+            logger.warning("a connection is still inside the store after the grace period; detaching anyway")
+        }
         do {
             let removed = try store.detach()
             logger.info(removed ? "removed the store (last server)" : "detached; other servers still share the store")
@@ -129,20 +149,28 @@ public enum ServerLauncher {
         return 0
     }
 
-    private static func record(for request: LaunchRequest, store: SharedStore) -> RuntimeRecord {
+    /// The runtime record; without `store` (not opened yet) it lacks the slot and IPC ids.
+    private static func record(for request: LaunchRequest, store: SharedStore?) -> RuntimeRecord {
         let me = ProcessIdentity.current()
         let config = request.configuration
         return RuntimeRecord(fields: [
             ("pid", String(me.pid)), ("start_time", String(me.startTime)), ("port", String(config.port)),
             ("bind", config.bindAddress), ("backend", config.backendName), ("name", request.storeName),
             ("mailboxes", String(request.geometry.mailboxes)), ("mailbox_size", String(request.geometry.mailboxSize)),
-            ("packet_size", String(config.packetSize)), ("coordinator", request.policy.rawValue),
-            ("slot", String(store.slot)),
-        ] + store.backend.recordFields + request.recordFields)
+            ("packet_size", String(config.packetSize)), ("coordinator", request.policy.rawValue),        ] + (store.map { [("slot", String($0.slot))] + $0.backend.recordFields } ?? []) + request.recordFields)
     }
 
     private static func displayAddress(_ address: String) -> String {
         address.contains(":") ? "[\(address)]" : address
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every client costs a descriptor.
+private func raiseOpenFileLimit() {
+    var limit = rlimit()
+    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 }
 

@@ -22,11 +22,14 @@ enum SocketIO {
         return true
     }
 
-    /// Whether the peer has closed its side (or the connection failed), without consuming input.
-    static func peerHasGone(_ fd: Int32) -> Bool {
+    /// Whether the peer is gone, without consuming input. With `countingHalfClose`,
+    /// a peer that only shut down its sending side counts as gone too (TCP cannot tell
+    /// that from a full close until something is sent).
+    static func peerHasGone(_ fd: Int32, countingHalfClose: Bool) -> Bool {
         var pfd = pollfd(fd: fd, events: Int16(pollReadHangUp), revents: 0)
         guard poll(&pfd, 1, 0) > 0 else { return false }
-        return pfd.revents & Int16(pollReadHangUp | Int32(POLLHUP) | Int32(POLLERR)) != 0
+        let gone = Int32(POLLHUP) | Int32(POLLERR) | (countingHalfClose ? pollReadHangUp : 0)
+        return Int32(pfd.revents) & gone != 0
     }
 
     /// Closes after a final reply so that the reply is not lost to a reset: sends FIN,

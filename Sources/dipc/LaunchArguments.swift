@@ -11,12 +11,13 @@ struct LaunchArguments {
     /// Largest accepted values; larger ones are surely mistakes.
     static let maximumMailboxes = 1 << 24
     static let maximumKB = 1 << 22  // 4 GiB
+    static let maximumPacketKB = 1 << 20  // 1 GiB
 
     func resolve() throws -> (LaunchRequest, StoreSpec) {
         let mailboxes = try number(command.mailboxes, "<mailboxes>", max: Self.maximumMailboxes)
         let mailboxKB = try number(command.mailboxKB, "<mailbox-kb>", max: Self.maximumKB)
         let port = try number(command.port, "<port>", max: 65535)
-        let packetKB = try number(command.packetKB, "<packet-kb>", max: Self.maximumKB)
+        let packetKB = try number(command.packetKB, "<packet-kb>", max: Self.maximumPacketKB)
         let maxClients = try number(command.maxClients, "--max-clients", max: 1 << 20)
         let ioTimeout = try number(command.ioTimeout, "--io-timeout", max: 86_400 * 365)
         guard let kind = BackendKind(rawValue: command.backend) else {

@@ -17,7 +17,7 @@ struct ErrorTests {
         "r 1 18446744073709551616 0\n", "r 1 0 18446744073709551616\n",
         "r 1 0 3600001\n", "r 1 x 5\n", "r 1 5 -1\n", "c 1 3600001\n", "c 1 +5\n", "c x\n",
         "c 18446744073709551616\n", "q 18446744073709551616\n",
-        "w\n", "w x\n", "w -1\n", "w 18446744073709551616\n",
+        "w\n",
     ])
     func syntaxKeepsConnectionOpen(_ line: String) {
         expectFailure(decode(line + "i\n"), .syntax, closes: false, then: info)
@@ -98,9 +98,10 @@ struct ErrorTests {
         expectFailure(decode(header + "i\n"), .syntax, closes: true)
     }
 
-    @Test func netcatFormWithBadMailboxLeavesTheNextLine() {
-        expectFailure(decode("w x\ni\n"), .syntax, closes: false, then: info)
-        expectFailure(decode("w 1x\nw 1\nabc\n"), .syntax, closes: false,
+    @Test(arguments: ["w x\n", "w -1\n", "w 18446744073709551616\n", "w 1x\n"])
+    func netcatFormWithBadMailboxDropsItsDataLine(_ header: String) {
+        expectFailure(decode(header + "hello\ni\n"), .syntax, closes: false, then: info)
+        expectFailure(decode(header + "\nw 1\nabc\n"), .syntax, closes: false,
                       then: [.request(.write(mailbox: 1, data: bytes("abc")))])
     }
 
