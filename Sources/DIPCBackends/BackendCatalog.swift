@@ -36,7 +36,7 @@ public enum BackendCatalog {
     /// Returns what it did, for the user.
     public static func cleanUpAfterCrash(_ spec: StoreSpec, slot: Int?) throws -> String {
         guard let backend = try openBackend(spec, create: false) else {
-            return "its store \"\(spec.name)\" was already gone"
+            return "its store \"\(spec.name)\" no longer exists (or was left unfinished and is now removed)"
         }
         let removed = try SharedStore.cleanUpAfterCrash(
             backend: backend, name: spec.name, geometry: spec.geometry, policy: spec.policy, slot: slot)
