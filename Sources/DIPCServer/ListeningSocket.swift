@@ -9,7 +9,7 @@ public enum ListenError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .badAddress(address): return "cannot listen on \"\(address)\": not a numeric IPv4 or IPv6 address"
+        case let .badAddress(address): return "cannot listen on \"\(address)\": not an IPv4 or IPv6 address or a known host name"
         case let .portInUse(address, port, error): return "port \(port) is already in use on \(address) (\(error))"
         case let .failed(address, port, error): return "cannot listen on \(address):\(port): \(error)"
         }
@@ -20,27 +20,24 @@ public enum ListenError: Error, CustomStringConvertible {
 public struct ListeningSocket {
     public let fd: Int32
 
+    /// Binds `address` (a numeric IPv4 or IPv6 address, or a host name such as
+    /// `localhost`, which takes its first address) and `port`, and listens.
     public init(address: String, port: Int) throws {
-        var storage = sockaddr_storage()
-        let length: socklen_t
-        let family: Int32
-        if address.contains(":") {
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET6, address, &sin6.sin6_addr) == 1 else { throw ListenError.badAddress(address) }
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            family = AF_INET6
-        } else {
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET, address, &sin.sin_addr) == 1 else { throw ListenError.badAddress(address) }
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            family = AF_INET
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(address, String(port), &hints, &found) == 0, let first = found else {
+            throw ListenError.badAddress(address)
         }
+        defer { freeaddrinfo(found) }
+        var storage = sockaddr_storage()
+        let length = first.pointee.ai_addrlen
+        withUnsafeMutableBytes(of: &storage) {
+            $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(length)))
+        }
+        let family = first.pointee.ai_family
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ListenError.failed(address: address, port: port, .last("socket")) }
         var one: Int32 = 1

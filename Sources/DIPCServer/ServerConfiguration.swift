@@ -1,6 +1,6 @@
 /// Everything a running server needs to know that is not the store itself.
 public struct ServerConfiguration: Sendable {
-    /// Listen address (numeric IPv4 or IPv6).
+    /// Listen address (IPv4, IPv6, or a host name resolved to its first address).
     public var bindAddress: String
     public var port: Int
     /// Bytes moved per socket call, and the size of each connection's receive buffer.
