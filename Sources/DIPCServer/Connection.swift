@@ -135,7 +135,7 @@ final class Connection: @unchecked Sendable {
 
     private func execute(_ request: Request) -> Next {
         do {
-            return try server.withStore { try run(request) }
+            return try server.withStore { try perform(request) }
         } catch is Server.StoreClosed {
             return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
         } catch {
@@ -143,30 +143,31 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    private func run(_ request: Request) throws -> Next {
-            switch request {
-            case let .read(mailbox):
-                let version = try store.read(mailbox, into: &value)
-                sendValue(version: version)
-                server.statistics.reads.add(1)
-            case let .write(mailbox, data):
-                let version = try data.withUnsafeBytes { try store.write(mailbox, $0) }
-                outgoing.append(contentsOf: Reply.version(version))
-                server.statistics.writes.add(1)
-            case let .watch(mailbox, afterVersion, waitMilliseconds):
-                return try watch(mailbox, after: afterVersion, waitMilliseconds: waitMilliseconds)
-            case let .push(mailbox, data, waitMilliseconds):
-                return try push(mailbox, data, waitMilliseconds: waitMilliseconds)
-            case let .consume(mailbox, waitMilliseconds):
-                return try consume(mailbox, waitMilliseconds: waitMilliseconds)
-            case .quit:
-                outgoing.append(contentsOf: Reply.bye)
-                return .close
-            case .info:
-                outgoing.append(contentsOf: Reply.keyValues(server.infoPairs(), prefix: "dipc/1"))
-            case .stats:
-                outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot()))
-            }
+    /// Runs one request against the store and queues its reply.
+    private func perform(_ request: Request) throws -> Next {
+        switch request {
+        case let .read(mailbox):
+            let version = try store.read(mailbox, into: &value)
+            sendValue(version: version)
+            server.statistics.reads.add(1)
+        case let .write(mailbox, data):
+            let version = try data.withUnsafeBytes { try store.write(mailbox, $0) }
+            outgoing.append(contentsOf: Reply.version(version))
+            server.statistics.writes.add(1)
+        case let .watch(mailbox, afterVersion, waitMilliseconds):
+            return try watch(mailbox, after: afterVersion, waitMilliseconds: waitMilliseconds)
+        case let .push(mailbox, data, waitMilliseconds):
+            return try push(mailbox, data, waitMilliseconds: waitMilliseconds)
+        case let .consume(mailbox, waitMilliseconds):
+            return try consume(mailbox, waitMilliseconds: waitMilliseconds)
+        case .quit:
+            outgoing.append(contentsOf: Reply.bye)
+            return .close
+        case .info:
+            outgoing.append(contentsOf: Reply.keyValues(server.infoPairs(), prefix: "dipc/1"))
+        case .stats:
+            outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot()))
+        }
         return .keepOpen
     }
 
