@@ -162,20 +162,28 @@ struct ConnectionTests {
         #expect(!open)
     }
 
+    /// Connects to a fake server that sends `err busy` and closes, and waits until it
+    /// has closed (its thread joined) before `body` runs.
+    private func afterBusyGreeting<T>(_ body: (DIPCConnection) throws -> T) throws -> T {
+        let server = try FakeServer([.send("err busy server has 256 clients\n"), .close])
+        let connection = try DIPCConnection(host: "127.0.0.1", port: server.port, timeoutSeconds: 5)
+        defer { connection.close() }
+        #expect(server.finish() == [])
+        return try body(connection)
+    }
+
     @Test func busyGreetingIsReportedAsServerError() throws {
-        let error = try withFakeServer([.send("err busy server has 256 clients\n"), .close]) { connection in
-            usleep(100_000)  // let the server close first
-            return clientError { _ = try connection.read(0) }
+        let error = try afterBusyGreeting { connection in
+            clientError { _ = try connection.read(0) }
         }
         #expect(error == .server(code: "busy", message: "server has 256 clients"))
     }
 
     @Test func busyGreetingIsReportedEvenWhenTheSendFails() throws {
-        let (error, open) = try withFakeServer([.send("err busy server has 256 clients\n"), .close]) { connection in
-            usleep(100_000)
-            try connection.sendRaw(Array("r 0\n".utf8))  // answered with a reset
-            usleep(100_000)
-            return (clientError { _ = try connection.read(0) }, connection.isOpen)  // this send fails
+        let (error, open) = try afterBusyGreeting { connection in
+            // The server has closed: this send is answered with a reset, and a later send fails.
+            try connection.sendRaw(Array("r 0\n".utf8))
+            return (clientError { _ = try connection.read(0) }, connection.isOpen)
         }
         #expect(error == .server(code: "busy", message: "server has 256 clients"))
         #expect(!open)
