@@ -1,20 +1,16 @@
 import Testing
 @testable import DIPCProtocol
 
-/// Linear-time checks: each would take minutes if the decoder were quadratic.
-@Suite("Performance")
-struct PerformanceTests {
-    static func elapsedSeconds(_ body: () -> Void) -> Double {
-        let duration = ContinuousClock().measure(body)
-        return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
+/// Large requests arriving in small pieces decode exactly (a quadratic decoder would
+/// make these take minutes; speed itself is measured by `make bench`, not asserted).
+@Suite("Large inputs")
+struct LargeInputTests {
     @Test func largeWriteInSmallPieces() {
         let size = 16 << 20
         var decoder = RequestDecoder(mailboxes: 2, mailboxSize: size)
         let piece = [UInt8](repeating: 0x0A, count: 1024)
         var result: DecodeResult?
-        let seconds = Self.elapsedSeconds {
+        do {
             decoder.append(bytes("w 1 \(size)\n"))
             #expect(decoder.next() == nil)
             for _ in 0..<(size / piece.count) {
@@ -27,7 +23,6 @@ struct PerformanceTests {
             return
         }
         #expect(mailbox == 1 && data.count == size && data.allSatisfy { $0 == 0x0A })
-        #expect(seconds < 10, "took \(seconds) s")
     }
 
     @Test func largeDroppedWriteInSmallPieces() {
@@ -35,7 +30,7 @@ struct PerformanceTests {
         var decoder = RequestDecoder(mailboxes: 2, mailboxSize: size)
         let piece = [UInt8](repeating: 0x41, count: 1024)
         var results: [DecodeResult] = []
-        let seconds = Self.elapsedSeconds {
+        do {
             decoder.append(bytes("p 5 \(size)\n"))
             for _ in 0..<(size / piece.count) {
                 decoder.append(piece)
@@ -44,7 +39,6 @@ struct PerformanceTests {
             }
         }
         #expect(results.map { $0.failure?.code } == [.range])
-        #expect(seconds < 10, "took \(seconds) s")
     }
 
     @Test func largeNetcatLineInSmallPieces() {
@@ -52,7 +46,7 @@ struct PerformanceTests {
         var decoder = RequestDecoder(mailboxes: 2, mailboxSize: size)
         let piece = [UInt8](repeating: 0x42, count: 1024)
         var results: [DecodeResult] = []
-        let seconds = Self.elapsedSeconds {
+        do {
             decoder.append(bytes("w 0\n"))
             for _ in 0..<(size / piece.count) {
                 decoder.append(piece)
@@ -68,7 +62,6 @@ struct PerformanceTests {
         } else {
             Issue.record("no write decoded")
         }
-        #expect(seconds < 10, "took \(seconds) s")
     }
 
     @Test func manyPipelinedRequests() {
@@ -77,7 +70,7 @@ struct PerformanceTests {
         for index in 0..<count { input += bytes(index % 2 == 0 ? "r 1\n" : "w 0 3\nabc") }
         var decoder = RequestDecoder(mailboxes: 2, mailboxSize: 16)
         var decoded = 0
-        let seconds = Self.elapsedSeconds {
+        do {
             var offset = 0
             while offset < input.count {
                 let end = min(input.count, offset + 1500)
@@ -88,6 +81,5 @@ struct PerformanceTests {
         }
         #expect(decoded == count)
         #expect(decoder.isIdle)
-        #expect(seconds < 10, "took \(seconds) s")
     }
 }
