@@ -134,6 +134,8 @@ final class Connection: @unchecked Sendable {
     // MARK: requests
 
     private func execute(_ request: Request) -> Next {
+        // Earlier replies go out before a request that may wait, and outside the store.
+        if request.mayWait, !flush() { return .drop }
         do {
             return try server.withStore { try perform(request) }
         } catch is Server.StoreClosed {
@@ -176,13 +178,12 @@ final class Connection: @unchecked Sendable {
         outgoing.append(contentsOf: value)
     }
 
-    /// Runs a waiting request: flushes earlier replies, then retries `attempt` on every
-    /// change of the mailbox until it succeeds or `waitMilliseconds` pass.
+    /// Runs a waiting request: retries `attempt` on every change of the mailbox until it
+    /// succeeds or `waitMilliseconds` pass.
     /// `takes`: the request removes a message, so a client that may be gone (even only
     /// half-closed) must not be served: it would take a message nobody receives.
     private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, takes: Bool = false,
                                 _ attempt: () throws -> Value?) throws -> SharedStore.WaitOutcome<Value> {
-        if waitMilliseconds > 0, !flush() { return .abandoned }
         let deadline = monotonicSeconds() + Double(waitMilliseconds) / 1000
         return try store.wait(on: mailbox, until: deadline, shouldAbandon: { [fd, server] in
             server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: takes)
@@ -236,6 +237,16 @@ final class Connection: @unchecked Sendable {
             return fail(ProtocolError(code: .empty, message: "mailbox \(mailbox) has no message", closesConnection: false))
         case .abandoned:
             return abandoned()
+        }
+    }
+}
+
+extension Request {
+    /// Whether the request may wait for a change of its mailbox.
+    var mayWait: Bool {
+        switch self {
+        case let .watch(_, _, wait), let .push(_, _, wait), let .consume(_, wait): return wait > 0
+        case .read, .write, .quit, .info, .stats: return false
         }
     }
 }

@@ -28,6 +28,9 @@ public final class Server: @unchecked Sendable {
     private let storeUsers = ManagedAtomic<Int>(0)
     private let storeClosed = ManagedAtomic<Bool>(false)
     private let acceptLoopDone = ManagedAtomic<Bool>(false)
+    /// Held open so that, out of descriptors, the accept thread can free one to turn a client away.
+    private var spareDescriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    private var lastDescriptorWarning = -Double.infinity
 
     /// A server that will accept on `listener` (which it owns from now on and closes in `stop`).
     public init(configuration: ServerConfiguration, listener: ListeningSocket, store: SharedStore, logger: Logger) throws {
@@ -61,8 +64,26 @@ public final class Server: @unchecked Sendable {
             if fd < 0 {
                 switch errno {
                 case EINTR, ECONNABORTED, EPROTO: continue
-                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    logger.warning("accept: out of resources, retrying", metadata: ["error": "\(SystemError.last("accept"))"])
+                case EMFILE, ENFILE:
+                    // Out of descriptors: free the spare one to accept and turn the client away.
+                    let error = SystemError.last("accept")
+                    if monotonicSeconds() - lastDescriptorWarning > 10 {
+                        lastDescriptorWarning = monotonicSeconds()
+                        logger.warning("out of file descriptors; turning clients away", metadata: ["error": "\(error)"])
+                    }
+                    close(spareDescriptor)
+                    let turnedAway = cdipc_accept_cloexec(listener.fd)
+                    if turnedAway >= 0 {
+                        statistics.rejected.add(1)
+                        let bytes = ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded
+                        _ = bytes.withUnsafeBytes { send(turnedAway, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                        close(turnedAway)
+                    }
+                    spareDescriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                    usleep(1_000)
+                    continue
+                case ENOBUFS, ENOMEM:
+                    logger.warning("accept: out of memory, retrying", metadata: ["error": "\(SystemError.last("accept"))"])
                     usleep(10_000)
                     continue
                 default:
