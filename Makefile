@@ -15,7 +15,7 @@ RUN_ARGS ?=
 APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd
 BENCH_APT_PACKAGES := memcached
 
-.PHONY: all deps build release run stop test bench bench-backends clean smoke
+.PHONY: all deps build release run stop test bench bench-backends clean
 
 all: build
 
@@ -41,9 +41,6 @@ stop:
 test: build
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
 	$(SWIFT) test --skip-build $(BUILD_FLAGS)
-
-smoke: build
-	python3 ../shared/tools/smoke.py $(BIN)
 
 # Release builds name their products: the test-only lock probe imports DIPCCore @testable.
 RELEASE_PRODUCTS := dipc dipcrm dipc-client dipc-bench
