@@ -85,3 +85,9 @@ let package = Package(
         .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore"]),
     ]
 )
+
+// A libFuzzer target for the request decoder, only when FUZZ is set (see Fuzz/README.md).
+if Context.environment["FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(name: "dipc-fuzz-decoder", dependencies: ["DIPCProtocol"], path: "Fuzz/DecoderFuzzer"))
+}
