@@ -85,8 +85,8 @@ public final class SysVSegment: SharedSegment {
     /// another process reads as alive, which only delays the cleanup.
     public var creatorIsAlive: Bool {
         var ds = shmid_ds()
-        guard shmctl(id, IPC_STAT, &ds) == 0 else { return false }
-        return ProcessIdentity.startTime(of: ds.shm_cpid) != nil
+        guard shmctl(id, IPC_STAT, &ds) == 0 else { return errno != EIDRM && errno != EINVAL }
+        return ProcessIdentity.lookup(ds.shm_cpid) != .gone
     }
 
     public func unmap() {

@@ -67,7 +67,8 @@ final class TDBFile: @unchecked Sendable {
             if !exists && !create { return nil }
             var openFlags = O_RDWR | O_CLOEXEC
             if create && (!exists || st.st_size == 0) { openFlags |= O_CREAT }
-            let tdbFlags = Int32(TDB_DEFAULT) | (sync ? 0 : Int32(TDB_NOSYNC))
+            // No nesting: a transaction left open by mistake fails the next start loudly.
+            let tdbFlags = Int32(TDB_DEFAULT) | Int32(TDB_DISALLOW_NESTING) | (sync ? 0 : Int32(TDB_NOSYNC))
             errno = 0
             guard let tdb = tdb_open(path, hashSize, tdbFlags, openFlags, 0o600) else {
                 let code = errno
@@ -191,8 +192,13 @@ enum TDB {
             return outcome.result
         }
         errno = 0
-        // A failed commit cancels the transaction itself.
-        guard tdb_transaction_commit(tdb) == 0 else { throw failure("tdb_transaction_commit", tdb, path: path) }
+        guard tdb_transaction_commit(tdb) == 0 else {
+            let error = failure("tdb_transaction_commit", tdb, path: path)
+            // libtdb leaves the transaction open when the final sync fails; an open
+            // transaction would hold the file's locks and block every process on it.
+            if tdb_transaction_active(tdb) { tdb_transaction_cancel(tdb) }
+            throw error
+        }
         return outcome.result
     }
 

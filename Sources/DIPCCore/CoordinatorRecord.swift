@@ -164,8 +164,10 @@ struct CoordinatorRecord {
     }
 
     func removeTicketHolder(_ slot: Int) {
+        // After a purge of this slot its tickets are already gone from both counts.
         let held = tickets(slot)
-        if held > 0 { setTickets(slot, held - 1) }
+        guard held > 0 else { return }
+        setTickets(slot, held - 1)
         let all = ticketHolders
         ticketHolders = all > 0 ? all - 1 : 0
     }

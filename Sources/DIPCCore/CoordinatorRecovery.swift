@@ -61,6 +61,13 @@ extension Coordinator {
         for other in 0..<Coordinator.maximumServers where other != slot && record.slotHasState(other) {
             if !isSlotAlive(other) { purgeLocked(record, slot: other) }
         }
+        // Self-healing: tickets handed out but held by nobody (a thread that took one
+        // after its own server detached) would stall the queue forever.
+        if record.next &- record.serving > record.ticketHolders {
+            record.voidTickets()
+            record.bumpWake()
+            Futex.wakeAll(record.wakePointer)
+        }
         // Self-healing: blocked readers with no writer present would wait forever.
         if record.writer == 0 && record.ticketHolders == 0 && record.blockedReaders > 0 {
             record.admitBlockedReaders()

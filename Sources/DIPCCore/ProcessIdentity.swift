@@ -17,21 +17,51 @@ public struct ProcessIdentity: Equatable, Hashable, Sendable, CustomStringConver
         return ProcessIdentity(pid: pid, startTime: startTime(of: pid) ?? 0)
     }
 
-    /// The start time of `pid`, or nil when no such process exists (or it is a zombie).
-    public static func startTime(of pid: Int32) -> UInt64? {
-        guard pid > 0, let stat = readSmallFile("/proc/\(pid)/stat") else { return nil }
-        // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state); field 22 is fields[19].
-        guard fields.count > 19 else { return nil }
-        if fields[0] == "Z" || fields[0] == "X" { return nil }
-        return UInt64(fields[19])
+    /// What `/proc` says about a pid.
+    public enum Lookup: Equatable, Sendable {
+        /// Running, with this start time.
+        case running(startTime: UInt64)
+        /// No such process, or a zombie.
+        case gone
+        /// Could not tell (e.g. out of file descriptors): callers must assume it runs.
+        case unknown
     }
 
-    /// Whether this exact process (same pid, same start time) is still running.
+    /// Looks `pid` up. Only a definite answer ("no such process", "zombie") is `.gone`.
+    public static func lookup(_ pid: Int32) -> Lookup {
+        guard pid > 0 else { return .gone }
+        if kill(pid, 0) != 0 && errno == ESRCH { return .gone }
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT || errno == ESRCH ? .gone : .unknown }
+        var bytes = [UInt8](repeating: 0, count: 1024)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        let readError = errno
+        close(fd)
+        guard count > 0 else { return readError == ESRCH ? .gone : .unknown }
+        let stat = String(decoding: bytes[0..<count], as: UTF8.self)
+        // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+        guard let close = stat.lastIndex(of: ")") else { return .unknown }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        guard fields.count > 19, let start = UInt64(fields[19]) else { return .unknown }
+        if fields[0] == "Z" || fields[0] == "X" { return .gone }
+        return .running(startTime: start)
+    }
+
+    /// The start time of `pid`, or nil when it is not running or cannot be read.
+    public static func startTime(of pid: Int32) -> UInt64? {
+        if case let .running(start) = lookup(pid) { return start }
+        return nil
+    }
+
+    /// Whether this exact process (same pid, same start time) may still be running:
+    /// false only when `/proc` says definitely not (gone, zombie, or another start time).
     public var isAlive: Bool {
-        ProcessIdentity.startTime(of: pid) == startTime
+        switch ProcessIdentity.lookup(pid) {
+        case let .running(start): return start == startTime
+        case .gone: return false
+        case .unknown: return true
+        }
     }
 
     public var description: String { "pid \(pid)" }

@@ -144,9 +144,14 @@ public final class SharedStore: @unchecked Sendable {
         mutex.markConsistent()
         defer { mutex.unlock() }
         try coordinator.purge(slot: slot)
-        header.release(slot: slot)
-        let othersAlive = (0..<Coordinator.maximumServers).contains { header.isSlotAlive($0) }
-        if !othersAlive { header.setState(.removed) }
+        let othersAlive = (0..<Coordinator.maximumServers).contains { $0 != slot && header.isSlotAlive($0) }
+        if othersAlive {
+            header.release(slot: slot)
+        } else {
+            // The remover keeps its slot: while it lives, openers see a store being
+            // removed (and wait), not an abandoned one (which they would remove themselves).
+            header.setState(.removed)
+        }
         return !othersAlive
     }
 

@@ -135,8 +135,13 @@ public enum ServerLauncher {
         while sigwait(&stopSignals, &received) != 0 {}
         logger.info("stopping", metadata: ["signal": "\(received)"])
         server.stop()
-        if !server.closeStore() {
-            logger.warning("a connection is still inside the store after the grace period; detaching anyway")
+        guard server.closeStore() else {
+            // A thread is still inside the store (waiting for a lock a stopped peer holds):
+            // detaching now could leave it a lock nobody owns. Exit as a crashed server
+            // does instead; the slot is reclaimed by the next server or by dipcrm, which
+            // the runtime record left in place tells to clean up.
+            logger.error("a connection is still inside the store after the grace period; exiting without detaching")
+            return 1
         }
         do {
             let removed = try store.detach()

@@ -315,6 +315,22 @@ struct CoordinatorTests {
         #expect(try coordinator.stateSnapshot(of: 0).writer == nil)
     }
 
+    @Test("a ticket handed out but held by nobody is voided by a waiter", arguments: policies)
+    func orphanedTicketIsVoided(policy: CoordinatorPolicy) throws {
+        let region = try CoordinatorTestRegion(mailboxes: 1)
+        let coordinator = region.coordinator(policy: policy)
+        let record = coordinator.record(0)
+        try coordinator.lock(record)
+        // A thread took a ticket after its server detached, then the process exited:
+        // the ticket is counted under no slot and will never be used.
+        record.next = record.next &+ 1
+        record.mutex.unlock()
+        let writer = TestThread { try? coordinator.withWriteAccess(to: 0) {} }
+        #expect(writer.join(within: 5), "the queue stays stuck behind the orphaned ticket")
+        let reader = TestThread { try? coordinator.withReadAccess(to: 0) {} }
+        #expect(reader.join(within: 5))
+    }
+
     @Test("change notification wakes watchers")
     func changeNotification() throws {
         let region = try CoordinatorTestRegion(mailboxes: 2)
