@@ -57,3 +57,37 @@ bench-backends: release
 
 clean:
 	rm -rf .build
+
+# --- issue 6: install, man pages, completions, examples ---
+# libedit: line editing and history in `dipc-client shell`; python3: Examples/python's test.
+APT_PACKAGES += libedit-dev python3
+PREFIX ?= /usr/local
+DESTDIR ?=
+# Where `make install` takes the binaries from; INSTALL_FROM skips the release build
+# (the tests install the debug products they just built).
+INSTALL_FROM ?=
+INSTALLED_COMMANDS := dipc dipcrm dipc-client
+MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
+
+.PHONY: install install-files uninstall
+
+install: $(if $(INSTALL_FROM),,release)
+	@$(MAKE) --no-print-directory install-files BIN_DIR=$(if $(INSTALL_FROM),$(INSTALL_FROM),.build/release)
+
+install-files:
+	@root="$(DESTDIR)$(PREFIX)"; set -e; \
+	install -d "$$root/bin" "$$root/share/man/man1" "$$root/share/bash-completion/completions" \
+	  "$$root/share/zsh/site-functions" "$$root/share/fish/vendor_completions.d"; \
+	for c in $(INSTALLED_COMMANDS); do \
+	  install -m 0755 "$(BIN_DIR)/$$c" "$$root/bin/$$c"; \
+	  "$(BIN_DIR)/$$c" --generate-completion-script bash > "$$root/share/bash-completion/completions/$$c"; \
+	  "$(BIN_DIR)/$$c" --generate-completion-script zsh > "$$root/share/zsh/site-functions/_$$c"; \
+	  "$(BIN_DIR)/$$c" --generate-completion-script fish > "$$root/share/fish/vendor_completions.d/$$c.fish"; \
+	done; \
+	install -m 0644 $(MAN_PAGES) "$$root/share/man/man1/"; \
+	echo "installed $(INSTALLED_COMMANDS), their man pages and bash/zsh/fish completions under $$root"
+
+uninstall:
+	@root="$(DESTDIR)$(PREFIX)"; for c in $(INSTALLED_COMMANDS); do \
+	  rm -f "$$root/bin/$$c" "$$root/share/man/man1/$$c.1" "$$root/share/bash-completion/completions/$$c" \
+	    "$$root/share/zsh/site-functions/_$$c" "$$root/share/fish/vendor_completions.d/$$c.fish"; done

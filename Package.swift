@@ -47,6 +47,8 @@ let package = Package(
             dependencies: ["DIPCCore", "DIPCSysV", "DIPCPOSIX", "DIPCTDB"],
             path: "Sources/DIPCBackends"),
         .target(name: "DIPCClient", dependencies: ["DIPCProtocol"], path: "Sources/DIPCClient"),
+        // libedit (apt: libedit-dev; the Makefile installs it): line editing in `dipc-client shell`.
+        .systemLibrary(name: "CEditLine", path: "Sources/CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(
             name: "dipc",
             dependencies: [
@@ -63,7 +65,10 @@ let package = Package(
             path: "Sources/dipcrm"),
         .executableTarget(
             name: "dipc-client",
-            dependencies: ["DIPCClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "DIPCClient", "DIPCServer", "DIPCCore", "CEditLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/dipc-client"),
         .executableTarget(
             name: "dipc-bench",

@@ -4,20 +4,27 @@ import DIPCClient
 
 /// `dipc-client [--host H] [--port P] <subcommand>`.
 /// Exit codes (spec section 1): 0 success; 1 when the server answers `err` or cannot
-/// be reached (one line `dipc-client: REASON` on stderr); 2 on bad usage.
+/// be reached (one line `dipc-client: REASON` on stderr, or with `--json` one JSON
+/// object `{"error": REASON, "code": CODE}`); 2 on bad usage (the reason on stderr).
 @main
 struct DIPCClientTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipc-client",
         abstract: "Read and write the mailboxes of a dipc server.",
-        discussion: "The port defaults to $DIPC_PORT when set, else 7070.",
-        subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, ShellCommandLine.self])
+        discussion: """
+            The port defaults to $DIPC_PORT when set, else 7070. Exit status: 0 on success, \
+            1 when the server answers err or cannot be reached (the reason on stderr), 2 on bad usage.
+            """,
+        subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, StatsCommand.self, ListCommand.self, ShellCommandLine.self])
 
     @Option(help: "The server's address or host name.")
     var host: String = "127.0.0.1"
 
     @Option(help: "The server's TCP port (default: $DIPC_PORT, else 7070).")
     var port: Int?
+
+    @Flag(help: "Print results as one line of JSON, and errors as JSON on stderr (not for shell).")
+    var json = false
 
     /// `--port`, else `$DIPC_PORT`, else 7070.
     var resolvedPort: Int {
@@ -39,7 +46,7 @@ struct DIPCClientTool: ParsableCommand {
     }
 
     func run() throws {
-        throw ValidationError("missing subcommand (read, write, info or shell)")
+        throw ValidationError("missing subcommand (see dipc-client --help)")
     }
 
     /// Opens a connection to the server chosen by the options.
@@ -55,13 +62,15 @@ struct DIPCClientTool: ParsableCommand {
         } catch {
             exitForArgumentError(error)
         }
+        let json = (command as? DIPCClientTool)?.json ?? (command as? ClientSubcommand)?.tool.json ?? false
         do {
             var command = command
             try command.run()
         } catch let error as DIPCClientError {
-            fail(error.description)
+            if case .server(let code, _) = error { fail(error.description, code: code, json: json) }
+            fail(error.description, json: json)
         } catch let error as ToolFailure {
-            fail(error.reason)
+            fail(error.reason, json: json)
         } catch {
             exitForArgumentError(error)
         }
@@ -81,9 +90,16 @@ struct DIPCClientTool: ParsableCommand {
         Glibc.exit(2)
     }
 
-    /// `dipc-client: REASON` on stderr, exit 1.
-    static func fail(_ reason: String) -> Never {
-        try? StandardIO.write(Array("dipc-client: \(reason)\n".utf8), to: STDERR_FILENO)
+    /// `dipc-client: REASON` on stderr (with `json`: `{"error":REASON,"code":CODE}`), exit 1.
+    /// `code` is the server's error code when the server answered `err`.
+    static func fail(_ reason: String, code: String? = nil, json: Bool = false) -> Never {
+        let line: String
+        if json {
+            line = JSONValue.object([("error", .string(reason)), ("code", code.map { .string($0) } ?? .null)]).text
+        } else {
+            line = "dipc-client: \(reason)"
+        }
+        try? StandardIO.write(Array((line + "\n").utf8), to: STDERR_FILENO)
         Glibc.exit(1)
     }
 }
