@@ -13,7 +13,7 @@ struct DIPCClientTool: ParsableCommand {
         abstract: "Read and write the mailboxes of a dipc server.",
         discussion: """
             The port defaults to $DIPC_PORT when set, else 7070. Exit status: 0 on success, \
-            1 when the server answers err or cannot be reached (the reason on stderr), 2 on bad usage.
+            1 when the server answers err or cannot be reached (the reason on stderr), 2 on bad usage. See dipc-client(1).
             """,
         subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, StatsCommand.self, ListCommand.self, ShellCommandLine.self])
 
@@ -78,15 +78,17 @@ struct DIPCClientTool: ParsableCommand {
     }
 
     /// Help and clean exits: 0 (help on stdout). An explicit `ExitCode`: its value.
-    /// Every other parse or validation error: the message on stderr, exit 2.
+    /// Every other parse or validation error: one line `dipc-client: REASON` on stderr,
+    /// exit 2 (as `dipc` and `dipcrm` do).
     static func exitForArgumentError(_ error: Error) -> Never {
         if let code = error as? ExitCode { Glibc.exit(code.rawValue) }
-        let message = fullMessage(for: error)
         if exitCode(for: error) == .success {
-            if !message.isEmpty { try? StandardIO.write(Array((message + "\n").utf8), to: STDOUT_FILENO) }
+            let help = fullMessage(for: error)
+            if !help.isEmpty { try? StandardIO.write(Array((help + "\n").utf8), to: STDOUT_FILENO) }
             Glibc.exit(0)
         }
-        try? StandardIO.write(Array((message + "\n").utf8), to: STDERR_FILENO)
+        let reason = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+        try? StandardIO.write(Array("dipc-client: \(reason)\n".utf8), to: STDERR_FILENO)
         Glibc.exit(2)
     }
 

@@ -9,7 +9,11 @@ struct DIPCCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipc",
         abstract: "Serve fixed-size mailboxes in shared memory (or a TDB file) over TCP.",
-        discussion: "Stop a server with `dipcrm <port>` or SIGTERM. See README.md and docs/PROTOCOL.md.")
+        discussion: """
+            Stop a server with `dipcrm <port>` or SIGTERM. Exit status: 0 once the server accepts \
+            connections (with --foreground: once it has stopped), 1 when start-up fails (the reason \
+            on stderr), 2 on bad usage. See dipc(1) and docs/PROTOCOL.md.
+            """)
 
     @Argument(help: "Number of mailboxes.") var mailboxes: String
     @Argument(help: "Size of each mailbox in KiB.") var mailboxKB: String

@@ -8,7 +8,11 @@ struct DIPCRemoveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipcrm",
         abstract: "Stop the dipc server on a port and remove its shared memory and runtime record.",
-        discussion: "If the server had crashed, removes what it left behind. A TDB file is never deleted.")
+        discussion: """
+            If the server had crashed, removes what it left behind. A TDB file is never deleted. \
+            Exit status: 0 when done, 1 when there is no dipc server on the port (or it cannot be \
+            stopped), 2 on bad usage. See dipcrm(1).
+            """)
 
     @Argument(help: "The server's TCP port.") var port: String
 
