@@ -4,7 +4,8 @@
 /// Contract:
 /// - `execute(_:)` never throws: usage and server/connection errors come back as a
 ///   one-line `errorText` (starting `dipc-client: `) and the shell goes on.
-/// - `r` prints the value's bytes followed by `\n`; `w` prints the new version;
+/// - `r` (and its watch form) and `c` print the value's bytes followed by `\n`; `w`
+///   and `p` print the new version;
 ///   `i` / `s` print `key=value` lines in the server's order.
 /// - When the connection was lost, the next command reconnects with `connect`.
 /// - `q` (and `finish()`, for end of input) sends `q` if connected, then closes;
@@ -53,8 +54,14 @@ public final class DIPCShell {
             switch command {
             case .read(let mailbox):
                 outcome.output = try conn.read(mailbox).data + [UInt8(ascii: "\n")]
+            case .watch(let mailbox, let version, let wait):
+                outcome.output = try conn.watch(mailbox, after: version, waitMilliseconds: wait).data + [UInt8(ascii: "\n")]
             case .write(let mailbox, let data):
                 outcome.output = Array("\(try conn.write(mailbox, data))\n".utf8)
+            case .push(let mailbox, let data):
+                outcome.output = Array("\(try conn.push(mailbox, data))\n".utf8)
+            case .take(let mailbox, let wait):
+                outcome.output = try conn.consume(mailbox, waitMilliseconds: wait).data + [UInt8(ascii: "\n")]
             case .info:
                 outcome.output = Self.lines(try conn.infoPairs())
             case .stats:

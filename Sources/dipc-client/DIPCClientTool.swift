@@ -23,7 +23,7 @@ struct DIPCClientTool: ParsableCommand {
     @Option(help: "The server's TCP port (default: $DIPC_PORT, else 7070).")
     var port: Int?
 
-    @Flag(help: "Print results as one line of JSON, and errors as JSON on stderr (not for shell).")
+    @Flag(help: "Print results as one line of JSON, and failures as JSON on stderr (not for shell).")
     var json = false
 
     /// `--port`, else `$DIPC_PORT`, else 7070.

@@ -183,10 +183,10 @@ struct StatsAndListTests {
     @Test("shell without a terminal: no prompt, errors on stderr, the session goes on")
     func shellScripted() throws {
         try withServer("sysv") { server, scope in
-            let input = "w 1 one two\nr 9\nbogus\nr 1\n"
+            let input = "w 1 one two\nr 9\nbogus\nr 1\np 2 a job\nc 2 100\nr 1 0 100\n"
             let r = try scope.client(["--port", "\(server.port)", "shell"], stdin: Array(input.utf8))
             #expect(r.status == 0, "\(r)")
-            #expect(r.out == "1\none two\n", "stdout must hold only the results: \(r)")
+            #expect(r.out == "1\none two\n1\na job\none two\n", "stdout must hold only the results: \(r)")
             let errors = r.err.split(separator: "\n")
             #expect(errors.count == 2 && errors.allSatisfy { $0.hasPrefix("dipc-client: ") }, "\(r)")
             #expect(r.err.contains("range") && r.err.contains("unknown command 'bogus'"), "\(r)")
