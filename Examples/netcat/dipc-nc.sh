@@ -62,16 +62,19 @@ case $1 in
     chat)
         [ $# -eq 3 ] && number "$2" && number "$3" || usage
         me=$2; them=$3
-        # Receiver: waits up to a second at a time for a message in our queue.
+        # Receiver: waits up to a second at a time for a message in our queue. It runs
+        # in its own process group (set -m) so that leaving kills it with the nc of a
+        # take in flight: a client gone while it waits takes nothing, so no message is lost.
+        set -m
         (
             while :; do
                 message=$(printf 'c %s 1000\n' "$me" | exchange | reply 2>/dev/null) && printf '< %s\n' "$message"
             done
         ) &
         receiver=$!
+        set +m
         # SIGKILL: the loop holds nothing, and a TERM can be blocked by the parent's signal mask.
-        # A take in flight ends by itself within a second.
-        trap 'kill -KILL $receiver 2>/dev/null; wait $receiver 2>/dev/null' EXIT
+        trap 'kill -KILL -- -$receiver 2>/dev/null; wait $receiver 2>/dev/null' EXIT
         while IFS= read -r line; do
             with_data "p $them" " 1000" "$line" | exchange | reply >/dev/null || echo "dipc-nc: not sent: $line" >&2
         done

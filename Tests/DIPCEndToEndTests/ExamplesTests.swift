@@ -91,6 +91,12 @@ struct ExamplesTests {
             let a = alice.wait(timeout: 10)
             let b = bob.wait(timeout: 10)
             #expect(a.status == 0 && b.status == 0, "\(a)\n\(b)")
+            // Gone means gone: no take of a session that left is still waiting to swallow a message.
+            let c = try server.connect()
+            try c.send("p 0 5\nlater")
+            #expect(try c.readLine() == "ok 3")
+            try c.send("c 0\n")
+            #expect(try c.readDataReply(request: "c 0").data == Array("later".utf8))
         }
     }
 
