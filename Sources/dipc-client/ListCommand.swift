@@ -12,7 +12,8 @@ struct ListCommand: ClientSubcommand {
             One line per server: port, pid, state (running, or dead: crashed or killed, clean up \\
             with 'dipcrm PORT'), backend, store name, mailboxes, mailbox size and packet size in \\
             bytes, clients connected (asked with 's'; '-' when it cannot be asked), uptime. \\
-            --host and --port are not used. With --json: an array of objects.
+            --host and --port are not used. With --json: an array of objects, with also the \
+            coordinator and the store's IPC object (shm_id, shm_name or db).
             """)
     @ParentCommand var tool: DIPCClientTool
 
@@ -64,7 +65,10 @@ struct ListCommand: ClientSubcommand {
             ("mailboxes", number(server.mailboxes)), ("mailbox_size", number(server.mailboxSize)),
             ("packet_size", number(server.packetSize)), ("clients", number(clients)),
             ("uptime_s", number(server.uptimeSeconds)),
-        ])
+            ("coordinator", server.record["coordinator"].map { .string($0) } ?? .null),
+        ] + ["shm_id", "shm_name", "db"].compactMap { key in
+            server.record[key].flatMap { $0.isEmpty ? nil : (key, JSONValue.numberOrString($0)) }
+        })
     }
 
     static func text(_ value: Int?) -> String { value.map(String.init) ?? "-" }

@@ -150,6 +150,9 @@ struct StatsAndListTests {
             let entry = list?.first { $0["port"] as? Int == second.port }
             #expect(entry?["state"] as? String == "running" && entry?["mailbox_size"] as? Int == 4096, "\(j)")
             #expect(entry?["clients"] as? Int == 0 && (entry?["uptime_s"] as? Int ?? -1) >= 0, "\(j)")
+            #expect(entry?["coordinator"] as? String == "fifo" && entry?["shm_name"] as? String == second.shmName, "\(j)")
+            let firstEntry = list?.first { $0["port"] as? Int == first.port }
+            #expect(firstEntry?["shm_id"] as? Int == first.shmID.map(Int.init), "\(j)")
             let dead = list?.first { $0["port"] as? Int == victim.port }
             #expect(dead?["state"] as? String == "dead" && dead?["clients"] is NSNull, "\(j)")
         }
