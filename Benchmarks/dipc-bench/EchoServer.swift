@@ -11,6 +11,8 @@ struct EchoServerCommand: ParsableCommand {
 
     @Option(help: "Port to listen on (127.0.0.1); 0 picks a free one.") var port: Int = 0
     @Option(help: "File to write the port to once listening.") var portFile: String?
+    @Flag(help: "Before each recv, poll the socket and a pipe as dipc does (to measure what that wait costs).")
+    var pollBeforeRecv = false
 
     func run() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -42,7 +44,7 @@ struct EchoServerCommand: ParsableCommand {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 throw BenchError("accept: \(String(cString: strerror(errno)))")
             }
-            EchoConnection.start(fd)
+            EchoConnection.start(fd, pollBeforeRecv: pollBeforeRecv)
         }
     }
 }
@@ -52,23 +54,32 @@ enum EchoConnection {
     static let capacity = 1 << 17
 
     /// Starts `serve(fd)` on a detached thread (a static function: see the Swift 6 thread note).
-    static func start(_ fd: Int32) {
+    /// A pipe nobody writes: what `--poll-before-recv` polls beside the socket.
+    nonisolated(unsafe) static var idlePipe: (Int32, Int32) = (-1, -1)
+
+    static func start(_ fd: Int32, pollBeforeRecv: Bool) {
+        if pollBeforeRecv && idlePipe.0 < 0 {
+            var ends: [Int32] = [0, 0]
+            if pipe(&ends) == 0 { idlePipe = (ends[0], ends[1]) }
+        }
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         pthread_attr_setstacksize(&attributes, 256 * 1024)
         var thread = pthread_t()
-        let context = UnsafeMutableRawPointer(bitPattern: Int(fd) + 1)
+        // The descriptor, and the poll flag in bit 32, travel in the context pointer.
+        let context = UnsafeMutableRawPointer(bitPattern: (Int(fd) + 1) | (pollBeforeRecv ? 1 << 32 : 0))
         if pthread_create(&thread, &attributes, { raw in
-            EchoConnection.serve(Int32(Int(bitPattern: raw) - 1))
+            let bits = Int(bitPattern: raw)
+            EchoConnection.serve(Int32((bits & 0xFFFF_FFFF) - 1), pollBeforeRecv: bits >> 32 != 0)
             return nil
         }, context) != 0 {
             close(fd)
         }
     }
 
-    static func serve(_ fd: Int32) {
+    static func serve(_ fd: Int32, pollBeforeRecv: Bool) {
         defer { close(fd) }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -98,6 +109,10 @@ enum EchoConnection {
                 buffer.copyMemory(from: buffer + start, byteCount: end - start)
                 end -= start
                 start = 0
+            }
+            if pollBeforeRecv {
+                var fds = (pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: idlePipe.0, events: Int16(POLLIN), revents: 0))
+                _ = withUnsafeMutablePointer(to: &fds) { $0.withMemoryRebound(to: pollfd.self, capacity: 2) { poll($0, 2, -1) } }
             }
             let n = recv(fd, buffer + end, capacity - end, 0)
             if n < 0 && errno == EINTR { continue }

@@ -112,8 +112,8 @@ struct SuiteBenchmark: ParsableCommand {
         print(table)
         Plot.write(out: out, cells: cells, labels: labels, medians: medians)
 
-        let syncTable = try measureSync(scratch: scratch.path, seconds: seconds, warmup: warmup, rounds: rounds,
-                                        tdb: dipcServers.first { $0.label == "tdb" }!)
+        let syncTable = try measureTDB(scratch: scratch.path, seconds: seconds, warmup: warmup, rounds: rounds,
+                                       sysv: dipcServers[0], tdb: dipcServers[2])
         print()
         print(syncTable)
 
@@ -141,29 +141,37 @@ struct SuiteBenchmark: ParsableCommand {
         print("Raw results: \(out)/raw.csv; medians: \(out)/medians.csv; plot: \(out)/throughput.png")
     }
 
-    /// tdb without and with `--sync`: 16 connections, 64 B, 50 % reads.
-    func measureSync(scratch: String, seconds: Double, warmup: Double, rounds: Int, tdb: DipcServer) throws -> String {
+    /// tdb against sysv on reads only (16 connections, 64 B), then tdb without and with
+    /// `--sync` on 50 % writes (1 and 16 connections, 64 B).
+    func measureTDB(scratch: String, seconds: Double, warmup: Double, rounds: Int, sysv: DipcServer, tdb: DipcServer) throws -> String {
         let synced = try DipcServer(bin: bin, scratch: scratch, backend: "tdb", options: ["--sync"], label: "tdb --sync")
         defer { synced.stop() }
         var rows: [[String]] = []
-        for count in [1, 16] {
+        let cases: [(connections: Int, readRatio: Double, servers: [DipcServer])] = [
+            (16, 1.0, [sysv, tdb]), (1, 0.5, [tdb, synced]), (16, 0.5, [tdb, synced]),
+        ]
+        for (count, ratio, servers) in cases {
             var runs: [String: [LoadResult]] = [:]
             for _ in 0..<rounds {
-                for server in [tdb, synced] {
-                    let spec = LoadSpec(proto: .dipc, port: server.port, connections: count, valueSize: 64, readRatio: 0.5,
+                for server in servers {
+                    if Interruption.requested { throw BenchError("interrupted") }
+                    let spec = LoadSpec(proto: .dipc, port: server.port, connections: count, valueSize: 64, readRatio: ratio,
                                         keys: DipcServer.mailboxes, warmupSeconds: warmup, seconds: seconds, verify: false,
                                         serverPID: server.pid)
                     runs[server.label, default: []].append(try LoadGenerator.run(spec))
                 }
             }
-            for label in [tdb.label, synced.label] {
-                let m = Median(runs[label]!)
-                rows.append([String(count), label, grouped(m.opsPerSecond), micros(m.p50), micros(m.p99),
-                             m.cpu.map { String(format1: $0, digits: 1) } ?? "–"])
+            let first = Median(runs[servers[0].label]!)
+            for server in servers {
+                let m = Median(runs[server.label]!)
+                rows.append([String(count), "\(Int(ratio * 100)) %", server.label, grouped(m.opsPerSecond), micros(m.p50), micros(m.p99),
+                             m.cpu.map { String(format1: $0, digits: 1) } ?? "–",
+                             String(format1: m.opsPerSecond / first.opsPerSecond, digits: 2)])
             }
         }
-        return "tdb with and without `--sync` (64 B, 50 % reads, medians of \(rounds)):\n\n"
-            + renderTable(["conns", "server", "ops/s", "p50 µs", "p99 µs", "CPU µs/req"], rows, rightAligned: [0, 2, 3, 4, 5])
+        return "tdb against sysv (reads only), and tdb without and with `--sync` (64 B values, medians of \(rounds)):\n\n"
+            + renderTable(["conns", "reads", "server", "ops/s", "p50 µs", "p99 µs", "CPU µs/req", "ops ratio"], rows,
+                          rightAligned: [0, 1, 3, 4, 5, 6, 7])
     }
 
     static func csvFields(_ r: LoadResult) -> [String] {
