@@ -56,7 +56,8 @@ struct SuiteBenchmark: ParsableCommand {
 
         print("## dipc-bench suite\(quick ? " (QUICK)" : "")")
         print()
-        print("Machine: \(Machine.describe())")
+        let machine = Machine.describe()
+        print("Machine: \(machine)")
         for server in dipcServers { print("dipc: \(server.arguments.joined(separator: " ")) — \(server.startLine)") }
         for case let server as ChildServer in servers { print("\(server.label): \(server.commandLine)") }
         print("Workload: closed loop, one blocking connection per thread, \(DipcServer.mailboxes) mailboxes/keys chosen "
@@ -134,10 +135,11 @@ struct SuiteBenchmark: ParsableCommand {
         print(timings)
         let file = fopen("\(out)/table.md", "w")
         if let file {
-            fputs("Machine: \(Machine.describe())\n\n\(table)\n\n\(syncTable)\n\n\(footprint)\n\n\(timings)\n", file)
+            fputs("Machine: \(machine)\nFinished with load average \(Machine.loadAverage() ?? "?").\n\n\(table)\n\n\(syncTable)\n\n\(footprint)\n\n\(timings)\n", file)
             fclose(file)
         }
         print()
+        print("Load average at the end: \(Machine.loadAverage() ?? "?")")
         print("Raw results: \(out)/raw.csv; medians: \(out)/medians.csv; plot: \(out)/throughput.png")
     }
 
