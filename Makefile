@@ -13,7 +13,7 @@ RUN_ARGS ?=
 
 # System packages the build and the tests need, installed with apt-get when missing.
 APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd
-BENCH_APT_PACKAGES := memcached
+BENCH_APT_PACKAGES := memcached gnuplot-nox
 
 .PHONY: all deps build release run stop test bench bench-backends clean
 
@@ -44,13 +44,21 @@ test: build
 
 # Release builds name their products: the test-only lock probe imports DIPCCore @testable.
 RELEASE_PRODUCTS := dipc dipcrm dipc-client dipc-bench
+# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here; QUICK=1 runs a one-minute subset.
+BENCH_OUT ?= .build/bench
+QUICK ?=
 
 release: deps
 	@for p in $(RELEASE_PRODUCTS); do $(SWIFT) build -c release --product $$p || exit 1; done
 
 bench: release
-	@for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$p >/dev/null; }; done
-	.build/release/dipc-bench network --bin .build/release
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	.build/release/dipc-bench suite --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
 
 bench-backends: release
 	.build/release/dipc-bench backends

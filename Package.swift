@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        // Latency histograms for dipc-bench only.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // C wrappers for what Swift cannot call (variadic semctl, futex, spawn with setsid).
@@ -75,6 +77,7 @@ let package = Package(
             dependencies: [
                 "DIPCBackends", "DIPCCore", "DIPCClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/dipc-bench"),
         .executableTarget(name: "dipc-producer-consumer", dependencies: ["DIPCClient"], path: "Examples/ProducerConsumer"),

@@ -1,15 +1,23 @@
 @preconcurrency import Glibc
 import ArgumentParser
 
-/// `dipc-bench backends` compares the storage backends through `SharedStore` (the
-/// coordinator included, no network); `dipc-bench network` compares a real `dipc`
-/// server with memcached over TCP. Both print markdown tables and the machine.
+/// `dipc-bench [load]` is the closed-loop load generator (dipc, memcached or the echo
+/// floor); `dipc-bench echo-server` is that floor; `dipc-bench suite` runs the table of
+/// docs/PERFORMANCE.md (dipc against memcached and the floor); `dipc-bench backends`
+/// compares the storage backends through `SharedStore` (no network).
 @main
 struct DIPCBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipc-bench",
-        abstract: "Benchmarks of DIPC: backends side by side, and dipc against memcached over TCP.",
-        subcommands: [BackendsBenchmark.self, NetworkBenchmark.self])
+        abstract: "Benchmarks of DIPC: a load generator, the echo floor, the suite against memcached, the backends.",
+        // One subcommand per line (easy to merge).
+        subcommands: [
+            LoadCommand.self,
+            EchoServerCommand.self,
+            SuiteBenchmark.self,
+            BackendsBenchmark.self,
+        ],
+        defaultSubcommand: LoadCommand.self)
 
     static func main() {
         signal(SIGPIPE, SIG_IGN)

@@ -152,6 +152,11 @@ func sizeLabel(_ bytes: Int) -> String {
 
 /// Prints a markdown table with aligned columns.
 func printTable(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) {
+    print(renderTable(header, rows, rightAligned: rightAligned))
+}
+
+/// A markdown table with aligned columns.
+func renderTable(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
     var widths = header.map(\.count)
     for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
     func line(_ cells: [String]) -> String {
@@ -160,11 +165,12 @@ func printTable(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> =
             return rightAligned.contains(i) ? pad + cell : cell + pad
         }.joined(separator: " | ") + " |"
     }
-    print(line(header))
-    print("|" + widths.enumerated().map { i, w in
+    var lines = [line(header)]
+    lines.append("|" + widths.enumerated().map { i, w in
         rightAligned.contains(i) ? String(repeating: "-", count: w + 1) + ":" : String(repeating: "-", count: w + 2)
     }.joined(separator: "|") + "|")
-    for row in rows { print(line(row)) }
+    for row in rows { lines.append(line(row)) }
+    return lines.joined(separator: "\n")
 }
 
 // MARK: the machine

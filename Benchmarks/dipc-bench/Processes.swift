@@ -59,7 +59,7 @@ enum Processes {
             }
             if rc < 0 && errno != EINTR { return -1 }
             if now() >= deadline { return nil }
-            usleep(5_000)
+            usleep(1_000)
         }
     }
 
@@ -131,5 +131,14 @@ enum Processes {
             usleep(20_000)
         }
         return false
+    }
+}
+
+extension Processes {
+    /// This executable's path (from /proc/self/exe).
+    static func selfExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
     }
 }

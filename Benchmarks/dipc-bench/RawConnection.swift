@@ -1,15 +1,19 @@
 @preconcurrency import Glibc
 
-/// A minimal blocking TCP client with a receive buffer, used for both dipc and
-/// memcached so that the comparison measures the servers, not two client libraries.
+/// A minimal blocking TCP client with a receive buffer, used for dipc, memcached and
+/// the echo floor alike so that the comparison measures the servers, not three client
+/// libraries. Nothing on its request path allocates.
 final class RawConnection {
     private var fd: Int32
-    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    private let capacity = 1 << 17
+    private let buffer: UnsafeMutableRawPointer
     private var start = 0
     private var end = 0
 
     init(port: Int) throws {
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // Every stored property is set from here on: a throw runs deinit, which closes and frees.
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -24,7 +28,6 @@ final class RawConnection {
         }
         guard rc == 0 else {
             let message = String(cString: strerror(errno))
-            Glibc.close(fd)
             throw BenchError("connect to 127.0.0.1:\(port): \(message)")
         }
     }
@@ -36,12 +39,19 @@ final class RawConnection {
         }
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        buffer.deallocate()
+    }
 
     func send(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try send($0) }
+    }
+
+    func send(_ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw BenchError("send: \(String(cString: strerror(errno)))")
@@ -50,20 +60,35 @@ final class RawConnection {
         }
     }
 
+    /// Sends `header` then `data` with one `writev` (then plain sends for any remainder).
+    func send(_ header: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer) throws {
+        var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+                       iovec(iov_base: UnsafeMutableRawPointer(mutating: data.baseAddress), iov_len: data.count))
+        let n = withUnsafeMutablePointer(to: &vectors) {
+            $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+        }
+        if n < 0 && errno != EINTR { throw BenchError("writev: \(String(cString: strerror(errno)))") }
+        let sent = max(n, 0)
+        if sent < header.count {
+            try send(UnsafeRawBufferPointer(rebasing: header[sent...]))
+            try send(data)
+        } else if sent - header.count < data.count {
+            try send(UnsafeRawBufferPointer(rebasing: data[(sent - header.count)...]))
+        }
+    }
+
     private func fill() throws {
         if start == end {
             start = 0
             end = 0
-        } else if end == buffer.count {
-            if start == 0 { throw BenchError("reply line longer than \(buffer.count) bytes") }
-            buffer.withUnsafeMutableBytes { raw in
-                raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: end - start)
-            }
+        } else if end == capacity {
+            if start == 0 { throw BenchError("reply line longer than \(capacity) bytes") }
+            buffer.copyMemory(from: buffer + start, byteCount: end - start)
             end -= start
             start = 0
         }
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + end, $0.count - end, 0) }
+            let n = recv(fd, buffer + end, capacity - end, 0)
             if n > 0 {
                 end += n
                 return
@@ -73,16 +98,18 @@ final class RawConnection {
         }
     }
 
-    /// The next line, without its `\n` (and a `\r` before it).
-    func readLine() throws -> String {
+    /// Hands the next line, without its `\n` (and a `\r` before it), to `parse`; the
+    /// bytes are valid only inside `parse`.
+    func readLine<T>(_ parse: (UnsafeRawBufferPointer) throws -> T) throws -> T {
         var scanned = start
         while true {
-            if let newline = buffer[scanned..<end].firstIndex(of: 0x0A) {
-                var lineEnd = newline
-                if lineEnd > start, buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-                let line = String(decoding: buffer[start..<lineEnd], as: UTF8.self)
-                start = newline + 1
-                return line
+            if let newline = memchr(buffer + scanned, 0x0A, end - scanned) {
+                let newlineIndex = buffer.distance(to: newline)
+                var lineEnd = newlineIndex
+                if lineEnd > start, buffer.load(fromByteOffset: lineEnd - 1, as: UInt8.self) == 0x0D { lineEnd -= 1 }
+                let line = UnsafeRawBufferPointer(start: buffer + start, count: lineEnd - start)
+                start = newlineIndex + 1
+                return try parse(line)
             }
             let consumed = end - start
             try fill()
@@ -90,14 +117,59 @@ final class RawConnection {
         }
     }
 
-    /// Reads and discards exactly `count` bytes.
-    func skip(_ count: Int) throws {
+    /// The next line as a string (for messages and setup, not the measured path).
+    func readLine() throws -> String {
+        try readLine { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Reads exactly `count` bytes into `destination` (at least `count` bytes), or
+    /// discards them when `destination` is nil.
+    func read(_ count: Int, into destination: UnsafeMutableRawPointer?) throws {
         var left = count
+        var offset = 0
         while left > 0 {
             if start == end { try fill() }
             let n = min(left, end - start)
+            destination?.advanced(by: offset).copyMemory(from: buffer + start, byteCount: n)
             start += n
+            offset += n
             left -= n
         }
+    }
+
+    /// Reads and discards exactly `count` bytes.
+    func skip(_ count: Int) throws { try read(count, into: nil) }
+}
+
+/// Byte-level parsing of reply lines, without strings.
+enum ReplyLine {
+    /// The space-separated field `index` of `line`, or nil.
+    static func field(_ line: UnsafeRawBufferPointer, _ index: Int) -> UnsafeRawBufferPointer? {
+        var current = 0
+        var fieldStart = 0
+        for i in 0...line.count {
+            if i == line.count || line[i] == 0x20 {
+                if current == index { return UnsafeRawBufferPointer(rebasing: line[fieldStart..<i]) }
+                current += 1
+                fieldStart = i + 1
+            }
+        }
+        return nil
+    }
+
+    /// A non-negative decimal number, or nil.
+    static func number(_ bytes: UnsafeRawBufferPointer?) -> Int? {
+        guard let bytes, !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var value = 0
+        for byte in bytes {
+            guard byte >= 0x30, byte <= 0x39 else { return nil }
+            value = value * 10 + Int(byte - 0x30)
+        }
+        return value
+    }
+
+    static func equals(_ bytes: UnsafeRawBufferPointer?, _ text: StaticString) -> Bool {
+        guard let bytes, bytes.count == text.utf8CodeUnitCount else { return false }
+        return bytes.isEmpty || memcmp(bytes.baseAddress!, text.utf8Start, bytes.count) == 0
     }
 }

@@ -3,23 +3,62 @@ public enum Reply {
     /// `ok LEN VERSION\n`
     public static func value(length: Int, version: UInt64) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(44)
-        out.append(contentsOf: [UInt8(ascii: "o"), UInt8(ascii: "k"), UInt8(ascii: " ")])
-        appendDecimal(UInt64(clamping: length), to: &out)
-        out.append(UInt8(ascii: " "))
-        appendDecimal(version, to: &out)
-        out.append(0x0A)
+        appendValue(length: length, version: version, to: &out)
         return out
     }
 
     /// `ok VERSION\n`
     public static func version(_ version: UInt64) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(24)
-        out.append(contentsOf: [UInt8(ascii: "o"), UInt8(ascii: "k"), UInt8(ascii: " ")])
-        appendDecimal(version, to: &out)
-        out.append(0x0A)
+        appendVersion(version, to: &out)
         return out
+    }
+
+    /// Appends `ok LEN VERSION\n` to `out` (no allocation once `out` has the capacity).
+    public static func appendValue(length: Int, version: UInt64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { line in
+            var count = put3(line, 0, "o", "k", " ")
+            count = putDecimal(UInt64(clamping: length), line, count)
+            line[count] = UInt8(ascii: " ")
+            count = putDecimal(version, line, count + 1)
+            line[count] = 0x0A
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: line[0...count]))
+        }
+    }
+
+    /// Appends `ok VERSION\n` to `out` (no allocation once `out` has the capacity).
+    public static func appendVersion(_ version: UInt64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { line in
+            let count = putDecimal(version, line, put3(line, 0, "o", "k", " "))
+            line[count] = 0x0A
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: line[0...count]))
+        }
+    }
+
+    private static func put3(_ line: UnsafeMutableBufferPointer<UInt8>, _ at: Int,
+                             _ a: Unicode.Scalar, _ b: Unicode.Scalar, _ c: Unicode.Scalar) -> Int {
+        line[at] = UInt8(ascii: a)
+        line[at + 1] = UInt8(ascii: b)
+        line[at + 2] = UInt8(ascii: c)
+        return at + 3
+    }
+
+    /// Writes `value` in decimal at `line[at...]` (room for 20 digits needed); returns the end.
+    private static func putDecimal(_ value: UInt64, _ line: UnsafeMutableBufferPointer<UInt8>, _ at: Int) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        rest = value
+        var index = at + digits - 1
+        repeat {
+            line[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+            index -= 1
+        } while rest > 0
+        return at + digits
     }
 
     /// `bye\n`
@@ -48,23 +87,5 @@ public enum Reply {
         for byte in text.utf8 {
             out.append(byte <= 0x20 || byte == 0x7F ? UInt8(ascii: "_") : byte)
         }
-    }
-
-    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        var count = 0
-        var rest = value
-        repeat {
-            count += 1
-            rest /= 10
-        } while rest > 0
-        let start = out.count
-        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: count))
-        rest = value
-        var index = start + count - 1
-        repeat {
-            out[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-            rest /= 10
-            index -= 1
-        } while rest > 0
     }
 }

@@ -1,0 +1,54 @@
+@preconcurrency import Glibc
+
+/// throughput.png: ops/s against connections, one panel per value size and read
+/// ratio, one line per server. Written as data files plus a gnuplot script, then run
+/// with gnuplot when it is installed.
+enum Plot {
+    static func write(out: String, cells: [SuiteBenchmark.Cell], labels: [String], medians: [SuiteBenchmark.Cell: [String: Median]]) {
+        var panels: [(size: Int, ratio: Double)] = []
+        for cell in cells where !panels.contains(where: { $0.size == cell.valueSize && $0.ratio == cell.readRatio }) {
+            panels.append((cell.valueSize, cell.readRatio))
+        }
+        var script = """
+            set terminal pngcairo size \(560 * min(panels.count, 2)),\(420 * ((panels.count + 1) / 2)) font ",10"
+            set output '\(out)/throughput.png'
+            set multiplot layout \((panels.count + 1) / 2),\(min(panels.count, 2))
+            set logscale x 2
+            set xlabel 'connections'
+            set ylabel 'ops/s (median)'
+            set key top left
+            set grid
+            set yrange [0:*]
+
+            """
+        for (index, panel) in panels.enumerated() {
+            let data = "\(out)/throughput-\(panel.size)-\(Int(panel.ratio * 100)).dat"
+            var text = "# connections " + labels.joined(separator: " ") + "\n"
+            for cell in cells where cell.valueSize == panel.size && cell.readRatio == panel.ratio {
+                text += "\(cell.connections) " + labels.map { medians[cell]?[$0].map { String(format1: $0.opsPerSecond, digits: 0) } ?? "?" }
+                    .joined(separator: " ") + "\n"
+            }
+            if let file = fopen(data, "w") {
+                fputs(text, file)
+                fclose(file)
+            }
+            script += "set title '\(sizeLabel(panel.size)) values, \(Int(panel.ratio * 100)) % reads'\n"
+            script += "plot " + labels.enumerated().map { i, label in
+                "'\(data)' using 1:\(i + 2) with linespoints title '\(label)'"
+            }.joined(separator: ", ") + "\n"
+            _ = index
+        }
+        script += "unset multiplot\n"
+        let scriptPath = "\(out)/throughput.gp"
+        guard let file = fopen(scriptPath, "w") else { return }
+        fputs(script, file)
+        fclose(file)
+        guard let gnuplot = Processes.find("gnuplot") else {
+            print("note: gnuplot not found; \(scriptPath) is ready for it")
+            return
+        }
+        if let result = try? Processes.run(gnuplot, [scriptPath], scratch: out), result.status != 0 {
+            print("note: gnuplot failed: \(result.stderr.trimmingCharacters(in: "\n "))")
+        }
+    }
+}
