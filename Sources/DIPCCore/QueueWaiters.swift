@@ -179,6 +179,10 @@ public final class QueueWaiters: @unchecked Sendable {
     /// Per mailbox and kind: this process's threads in that line (`2 * mailboxes` words).
     private let localCounts: UnsafeMutablePointer<Int.AtomicRepresentation>
     private let mailboxes: Int
+    private let queuedInThisProcess = ManagedAtomic<Int>(0)
+
+    /// Requests of this process now in a line (holding a ticket).
+    public var queued: Int { queuedInThisProcess.load(ordering: .relaxed) }
 
     public init(coordinator: Coordinator) {
         self.coordinator = coordinator
@@ -226,7 +230,11 @@ public final class QueueWaiters: @unchecked Sendable {
         enter(kind, mailbox, line)
         defer { exit(kind, mailbox, line) }
         var ticket = line.join()
-        defer { line.leave(ticket) }
+        queuedInThisProcess.wrappingIncrement(ordering: .sequentiallyConsistent)
+        defer {
+            line.leave(ticket)
+            queuedInThisProcess.wrappingDecrement(ordering: .sequentiallyConsistent)
+        }
         var retrying = false
         var watch = StallWatch(serving: line.serving)
         while true {

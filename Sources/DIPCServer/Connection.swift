@@ -168,7 +168,8 @@ final class Connection: @unchecked Sendable {
         case .info:
             outgoing.append(contentsOf: Reply.keyValues(server.infoPairs(), prefix: "dipc/1"))
         case .stats:
-            outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot()))
+            // `queued`: this server's `c`/`p` requests now in a mailbox's waiting line.
+            outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot() + [("queued", String(store.queueWaiters.queued))]))
         }
         return .keepOpen
     }
