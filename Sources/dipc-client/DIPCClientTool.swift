@@ -11,7 +11,7 @@ struct DIPCClientTool: ParsableCommand {
         commandName: "dipc-client",
         abstract: "Read and write the mailboxes of a dipc server.",
         discussion: "The port defaults to $DIPC_PORT when set, else 7070.",
-        subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, ShellCommandLine.self])
+        subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, ShellCommandLine.self, PushCommand.self, TakeCommand.self, WatchCommand.self])
 
     @Option(help: "The server's address or host name.")
     var host: String = "127.0.0.1"
