@@ -57,3 +57,9 @@ bench-backends: release
 
 clean:
 	rm -rf .build
+
+# --- issue 7: queues and change notification ---
+.PHONY: bench-wakeup
+# Wake-up latency from a push on one server to a `c` waiting on another (p50/p99/max).
+bench-wakeup: release
+	.build/release/dipc-bench wakeup --bin .build/release
