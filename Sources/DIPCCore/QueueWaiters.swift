@@ -111,7 +111,9 @@ struct WaiterLine {
             // the two sees the other.)
             guard current != next, takeDepartedMark(current) else { break }
         }
-        Futex.wakeAll(servingPointer)
+        // Nobody holds a later ticket: nobody sleeps on `serving` (a joiner that takes
+        // `current` after this load finds itself at the head without sleeping).
+        if next != current { Futex.wakeAll(servingPointer) }
     }
 
     /// The owner of `ticket` leaves the line, whether or not its turn came.
