@@ -20,7 +20,7 @@ public enum QueueLineKind: Int, Sendable {
 /// | 0      | `next`: the next ticket to hand out |
 /// | 4      | `serving`: the ticket at the head of the line (futex word non-heads sleep on) |
 /// | 8      | `members`: bit s set while server slot s may have threads in this line |
-/// | 12     | `claim`: the ticket of the head that announced itself (live heads do at once) |
+/// | 12     | `claim`: ticket + 1 of the head that announced itself (live heads do at once); 0 = none |
 /// | 16     | `departed`: 96 bits, bit `t % 96` set when ticket t left before its turn |
 ///
 /// Rules: only the head (`serving == ticket`) may attempt its push or take. The head
@@ -57,7 +57,6 @@ struct WaiterLine {
     var serving: UInt32 { word(WaiterLine.servingOffset).load(ordering: .sequentiallyConsistent) }
     var next: UInt32 { word(WaiterLine.nextOffset).load(ordering: .sequentiallyConsistent) }
     var members: UInt32 { word(WaiterLine.membersOffset).load(ordering: .sequentiallyConsistent) }
-    var claimed: UInt32 { word(WaiterLine.claimOffset).load(ordering: .sequentiallyConsistent) }
 
     /// Whether `ticket` is behind the head already (wrapping comparison).
     static func isPassed(_ ticket: UInt32, serving: UInt32) -> Bool {
@@ -77,9 +76,15 @@ struct WaiterLine {
         word(WaiterLine.nextOffset).loadThenWrappingIncrement(ordering: .sequentiallyConsistent)
     }
 
-    /// The head announces itself, so that waiters behind it know it is alive.
+    /// The head announces itself, so that waiters behind it know it is alive. (Stored
+    /// as ticket + 1, so that the zeroed word of a new store claims nothing.)
     func claim(_ ticket: UInt32) {
-        word(WaiterLine.claimOffset).store(ticket, ordering: .sequentiallyConsistent)
+        word(WaiterLine.claimOffset).store(ticket &+ 1, ordering: .sequentiallyConsistent)
+    }
+
+    /// Whether the head `ticket` has announced itself.
+    func isClaimed(_ ticket: UInt32) -> Bool {
+        word(WaiterLine.claimOffset).load(ordering: .sequentiallyConsistent) == ticket &+ 1
     }
 
     private func departedBit(_ ticket: UInt32) -> (offset: Int, mask: UInt32) {
@@ -311,7 +316,7 @@ public final class QueueWaiters: @unchecked Sendable {
                     return
                 }
             }
-            if now - since >= QueueWaiters.unclaimedHeadGraceNanoseconds && line.claimed != head {
+            if now - since >= QueueWaiters.unclaimedHeadGraceNanoseconds && !line.isClaimed(head) {
                 since = now
                 line.skipHead(head)
             }

@@ -88,4 +88,27 @@ struct QueueWaitersTests {
         let line = waiters.line(.consumers, 0)
         #expect(line.serving == line.next && line.members == 0, "the line is not empty and memberless at the end")
     }
+
+    @Test("a ticket whose holder vanished is passed: unclaimed at the head (skipped after the grace), or held by a dead member slot (voided)")
+    func vanishedTickets() throws {
+        for deadMember in [false, true] {
+            let region = try CoordinatorTestRegion(mailboxes: 1)
+            // Slot 7 is a dead server; this one is slot 0.
+            let coordinator = region.coordinator(policy: .fifo, isSlotAlive: { $0 != 7 })
+            let waiters = QueueWaiters(coordinator: coordinator)
+            let line = waiters.line(.consumers, 0)
+            if deadMember { line.addMember(7) }
+            let orphan = line.join()  // never claimed, never left
+            var item: [Int] = [42]
+            let outcome = try waiters.waitInLine(.consumers, mailbox: 0, until: monotonicSeconds() + 10, shouldAbandon: { false }) {
+                item.isEmpty ? nil : item.removeFirst()
+            }
+            guard case .done(42) = outcome else {
+                Issue.record("dead member \(deadMember): the waiter behind the orphan ticket got \(outcome)")
+                continue
+            }
+            #expect(WaiterLine.isPassed(orphan, serving: line.serving), "dead member \(deadMember): the orphan ticket is still in line")
+            #expect(line.members & (1 << 7) == 0, "dead member \(deadMember): the dead slot is still a member")
+        }
+    }
 }
