@@ -74,8 +74,9 @@ struct QueueWaitersTests {
                 default: break
                 }
             })
-            // The next thread starts only once this one holds its ticket.
-            #expect(waitUntil(5) { waiters.queued == k + 1 }, "thread \(k) never queued")
+            // The next thread starts only once this one holds its ticket (tickets handed out
+            // count up, whether or not thread 2 has given up already).
+            #expect(waitUntil(5) { waiters.line(.consumers, 0).next == UInt32(k + 1) }, "thread \(k) never queued")
         }
         #expect(waitUntil(5) { timedOut.isSet }, "thread 2 (0.3 s) did not time out")
         for item in 0..<5 {
