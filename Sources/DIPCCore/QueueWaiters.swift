@@ -176,8 +176,9 @@ struct WaiterLine {
 /// line. A waiter that sees the line stand still for `Coordinator.livenessInterval`
 /// checks the members and voids the line when one is dead (and `forget(slot:)` does the
 /// same when a dead slot is purged); a head ticket nobody claims for
-/// `unclaimedHeadGrace` is skipped. Either way a dead ticket delays the line only
-/// briefly; after a void the waiters queue again in the order they notice it.
+/// `unclaimedHeadGraceNanoseconds` (1 s) is skipped. Either way a dead ticket delays
+/// the line only briefly; after a void the waiters queue again in the order they
+/// notice it.
 public final class QueueWaiters: @unchecked Sendable {
     /// After this long without the head claiming its turn, the waiters behind skip it.
     static let unclaimedHeadGraceNanoseconds: Int64 = 1_000_000_000
