@@ -99,3 +99,8 @@ uninstall:
 	@root="$(DESTDIR)$(PREFIX)"; for c in $(INSTALLED_COMMANDS); do \
 	  rm -f "$$root/bin/$$c" "$$root/share/man/man1/$$c.1" "$$root/share/bash-completion/completions/$$c" \
 	    "$$root/share/zsh/site-functions/_$$c" "$$root/share/fish/vendor_completions.d/$$c.fish"; done
+# --- issue 7: queues and change notification ---
+.PHONY: bench-wakeup
+# Wake-up latency from a push on one server to a `c` waiting on another (p50/p99/max).
+bench-wakeup: release
+	.build/release/dipc-bench wakeup --bin .build/release

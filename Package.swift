@@ -81,6 +81,7 @@ let package = Package(
             ],
             path: "Benchmarks/dipc-bench"),
         .executableTarget(name: "dipc-producer-consumer", dependencies: ["DIPCClient"], path: "Examples/ProducerConsumer"),
+        .executableTarget(name: "dipc-chat", dependencies: ["DIPCClient"], path: "Examples/Chat"),
         .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol"]),
         .testTarget(
             name: "DIPCBackendConformanceTests",

@@ -16,6 +16,7 @@ struct DIPCBench: ParsableCommand {
             EchoServerCommand.self,
             SuiteBenchmark.self,
             BackendsBenchmark.self,
+            WakeupBenchmark.self,
         ],
         defaultSubcommand: LoadCommand.self)
 

@@ -12,6 +12,7 @@ extension Coordinator {
             let record = record(mailbox)
             try lock(record)
             purgeLocked(record, slot: dead)
+            QueueWaiters.forget(slot: dead, in: record)
             record.mutex.unlock()
         }
     }

@@ -14,6 +14,8 @@ public final class SharedStore: @unchecked Sendable {
     public let policy: CoordinatorPolicy
     public let backend: BlockBackend
     public let coordinator: Coordinator
+    /// Arrival-order lines for waiting `c` and `p` requests.
+    public let queueWaiters: QueueWaiters
     /// This server's slot in the store header.
     public let slot: Int
     private let header: StoreHeader
@@ -123,6 +125,7 @@ public final class SharedStore: @unchecked Sendable {
         self.policy = policy
         self.backend = backend
         self.coordinator = coordinator
+        self.queueWaiters = QueueWaiters(coordinator: coordinator)
         self.slot = slot
         self.header = header
     }

@@ -175,7 +175,8 @@ final class Connection: @unchecked Sendable {
         case .info:
             outgoing.append(contentsOf: Reply.keyValues(server.infoPairs(), prefix: "dipc/1"))
         case .stats:
-            outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot()))
+            // `queued`: this server's `c`/`p` requests now in a mailbox's waiting line.
+            outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot() + [("queued", String(store.queueWaiters.queued))]))
         }
         return .keepOpen
     }
@@ -186,15 +187,21 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Runs a waiting request: retries `attempt` on every change of the mailbox until it
-    /// succeeds or `waitMilliseconds` pass.
+    /// succeeds or `waitMilliseconds` pass. With a `line` (`p`, `c`), the request first
+    /// queues in the mailbox's waiting line and tries only at its head (arrival order).
     /// `takes`: the request removes a message, so a client that may be gone (even only
     /// half-closed) must not be served: it would take a message nobody receives.
-    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, takes: Bool = false,
+    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, line: QueueLineKind? = nil, takes: Bool = false,
                                 _ attempt: () throws -> Value?) throws -> SharedStore.WaitOutcome<Value> {
         let deadline = monotonicSeconds() + Double(waitMilliseconds) / 1000
-        return try store.wait(on: mailbox, until: deadline, shouldAbandon: { [fd, server] in
+        let shouldAbandon = { [fd, server] in
             server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: takes)
-        }, attempt: attempt)
+        }
+        if let line {
+            return try store.queueWaiters.waitInLine(line, mailbox: mailbox, until: deadline,
+                                                     shouldAbandon: shouldAbandon, attempt: attempt)
+        }
+        return try store.wait(on: mailbox, until: deadline, shouldAbandon: shouldAbandon, attempt: attempt)
     }
 
     private func abandoned() -> Next {
@@ -216,7 +223,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func push(_ mailbox: Int, _ data: [UInt8], waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds) {
+        let outcome = try waiting(mailbox, waitMilliseconds, line: .producers) {
             try data.withUnsafeBytes { try store.push(mailbox, $0) }
         }
         switch outcome {
@@ -232,7 +239,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func consume(_ mailbox: Int, waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds, takes: true) {
+        let outcome = try waiting(mailbox, waitMilliseconds, line: .consumers, takes: true) {
             try store.take(mailbox, into: &value)
         }
         switch outcome {

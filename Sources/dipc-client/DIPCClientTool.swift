@@ -15,7 +15,8 @@ struct DIPCClientTool: ParsableCommand {
             The port defaults to $DIPC_PORT when set, else 7070. Exit status: 0 on success, \
             1 when the server answers err or cannot be reached (the reason on stderr), 2 on bad usage. See dipc-client(1).
             """,
-        subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, StatsCommand.self, ListCommand.self, ShellCommandLine.self])
+        subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, StatsCommand.self, ListCommand.self, ShellCommandLine.self,
+                      PushCommand.self, TakeCommand.self, WatchCommand.self])
 
     @Option(help: "The server's address or host name.")
     var host: String = "127.0.0.1"

@@ -225,6 +225,40 @@ struct QueueAndWatchTests {
         }
     }
 
+    @Test("watch on server A wakes on a `w`, `p` or `c` made through server B; times out with the current value", arguments: E2E.builtBackends)
+    func watchAcrossServers(backend: String) throws {
+        try withScope { scope in
+            let a = try scope.start(backend)
+            let b = try scope.start(backend)
+            let watcher = try a.connect()
+            let changer = try b.connect()
+            let changes: [(request: [UInt8], takes: Bool, newest: String)] = [
+                (Array("w 1 3\nabc".utf8), false, "abc"), (Array("p 1 3\ndef".utf8), false, "def"), (Array("c 1\n".utf8), true, "def"),
+            ]
+            for (i, change) in changes.enumerated() {
+                let what = String(decoding: change.request.prefix(5), as: UTF8.self).debugDescription
+                try watcher.send("r 1 \(i) 5000\n")
+                #expect(watcher.staysSilent(for: Self.blockedCheck), "r 1 \(i) 5000 answered before \(what) on B")
+                let t = monotonicNow()
+                try changer.send(change.request)
+                if change.takes {
+                    #expect(try changer.readDataReply(request: "c 1 on B").data == Array("abc".utf8))
+                } else {
+                    #expect(try changer.readLine() == "ok \(i + 1)", "\(what) on B")
+                }
+                let (d, v) = try watcher.readDataReply(request: "r 1 \(i) 5000 on A")
+                let took = monotonicNow() - t
+                #expect(String(decoding: d, as: UTF8.self) == change.newest && v == UInt64(i + 1), "watcher after \(what): \(d) v\(v)")
+                #expect(took < Self.wakeBound, "watcher on A answered \(took) s after \(what) on B")
+            }
+            let t = monotonicNow()
+            try watcher.send("r 1 3 300\n")
+            let (d, v) = try watcher.readDataReply(request: "r 1 3 300")
+            #expect(String(decoding: d, as: UTF8.self) == "def" && v == 3, "r 1 3 300 with no change: \(d) v\(v)")
+            #expect(monotonicNow() - t >= 0.28, "r 1 3 300 answered before its wait was over")
+        }
+    }
+
     @Test("WAIT_MS up to 3600000 is accepted; 3600001 is `err syntax` (connection stays open)", arguments: E2E.builtBackends)
     func waitLimit(backend: String) throws {
         try withServer(backend) { server, _ in
