@@ -12,9 +12,24 @@ func validateWait(_ milliseconds: Int) throws {
     }
 }
 
+extension ClientSubcommand {
+    /// A message's bytes, exactly, on stdout; with `--json` one object
+    /// `{"mailbox":N,"version":V,"length":L,"data":TEXT}` (`data_base64` when not UTF-8).
+    func printMessage(_ message: Message, mailbox: Int) throws {
+        if tool.json {
+            try printLine(JSONValue.object([
+                ("mailbox", .int(mailbox)), ("version", .int(Int(message.version))),
+                ("length", .int(message.data.count)), JSONValue.data(message.data),
+            ]).text)
+        } else {
+            try StandardIO.write(message.data, to: STDOUT_FILENO)
+        }
+    }
+}
+
 /// `push N [TEXT] [--wait MS]`: appends TEXT (or stdin, verbatim) to mailbox N's queue;
 /// prints the new version. No room within MS: `err full`, exit 1.
-struct PushCommand: ParsableCommand {
+struct PushCommand: ClientSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
         abstract: "Append TEXT, or stdin (read to its end) when TEXT is absent, to mailbox N's queue; print the new version.")
@@ -32,14 +47,18 @@ struct PushCommand: ParsableCommand {
         let data = try text.map { Array($0.utf8) } ?? StandardIO.readAll(from: STDIN_FILENO)
         let connection = try tool.connect()
         let version = try connection.push(mailbox, data, waitMilliseconds: wait)
-        try StandardIO.write(Array("\(version)\n".utf8), to: STDOUT_FILENO)
+        if tool.json {
+            try printLine(JSONValue.object([("mailbox", .int(mailbox)), ("version", .int(Int(version)))]).text)
+        } else {
+            try printLine("\(version)")
+        }
         try? connection.quit()
     }
 }
 
 /// `take N [--wait MS]`: removes mailbox N's oldest message and writes it, exactly, to
 /// stdout. None within MS: `err empty`, exit 1.
-struct TakeCommand: ParsableCommand {
+struct TakeCommand: ClientSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "take", abstract: "Remove mailbox N's oldest message and write it, exactly, to stdout.")
     @ParentCommand var tool: DIPCClientTool
@@ -54,7 +73,7 @@ struct TakeCommand: ParsableCommand {
     func run() throws {
         let connection = try tool.connect()
         let message = try connection.consume(mailbox, waitMilliseconds: wait)
-        try StandardIO.write(message.data, to: STDOUT_FILENO)
+        try printMessage(message, mailbox: mailbox)
         try? connection.quit()
     }
 }
@@ -62,7 +81,7 @@ struct TakeCommand: ParsableCommand {
 /// `watch N [--after VERSION] [--wait MS]`: waits until mailbox N's version is above
 /// VERSION (default: its version now, i.e. the next change) or MS pass, then writes the
 /// newest message, exactly, to stdout and its version to stderr as `version V`.
-struct WatchCommand: ParsableCommand {
+struct WatchCommand: ClientSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
         abstract: "Wait for mailbox N to change, then write its newest message to stdout (and 'version V' to stderr).")
@@ -80,8 +99,8 @@ struct WatchCommand: ParsableCommand {
         let connection = try tool.connect()
         let version = try after ?? connection.read(mailbox).version
         let message = try connection.watch(mailbox, after: version, waitMilliseconds: wait)
-        try StandardIO.write(message.data, to: STDOUT_FILENO)
-        try StandardIO.write(Array("version \(message.version)\n".utf8), to: STDERR_FILENO)
+        try printMessage(message, mailbox: mailbox)
+        if !tool.json { try StandardIO.write(Array("version \(message.version)\n".utf8), to: STDERR_FILENO) }
         try? connection.quit()
     }
 }

@@ -37,15 +37,7 @@ struct ReadCommand: ClientSubcommand {
 
     func run() throws {
         let connection = try tool.connect()
-        let message = try connection.read(mailbox)
-        if tool.json {
-            try printLine(JSONValue.object([
-                ("mailbox", .int(mailbox)), ("version", .int(Int(message.version))),
-                ("length", .int(message.data.count)), JSONValue.data(message.data),
-            ]).text)
-        } else {
-            try StandardIO.write(message.data, to: STDOUT_FILENO)
-        }
+        try printMessage(connection.read(mailbox), mailbox: mailbox)
         try? connection.quit()
     }
 }
