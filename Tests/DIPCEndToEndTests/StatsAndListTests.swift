@@ -10,7 +10,7 @@ import Testing
 struct StatsAndListTests {
     static let statsKeys = [
         "connections", "accepted", "rejected", "reads", "writes", "pushes", "takes", "errors", "bytes_in",
-        "bytes_out", "uptime_s",
+        "bytes_out", "uptime_s", "queued",
     ]
 
     @Test("s counts connections, requests by type, errors and bytes exactly")
