@@ -104,6 +104,14 @@ fuzz: fuzz-build
 fuzz-ci: fuzz-build
 	$(call run_fuzzers,$(FUZZ_CI_SECONDS))
 
+# Every process of the run (test runners, servers, dipcrm, dipc-client) writes its
+# sanitizer reports to .build-asan/reports; any error report fails the target.
+ASAN_REPORTS := $(CURDIR)/.build-asan/reports
 asan: deps
 	$(SWIFT) build --build-tests --scratch-path .build-asan --sanitize=address $(BUILD_FLAGS)
-	$(SWIFT) test --skip-build --scratch-path .build-asan --sanitize=address $(BUILD_FLAGS)
+	@rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS)
+	ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
+	  $(SWIFT) test --skip-build --scratch-path .build-asan --sanitize=address $(BUILD_FLAGS)
+	@if grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* >/dev/null 2>&1; then \
+	  echo "sanitizer reports:"; grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* | xargs head -n 40; exit 1; \
+	else echo "asan: no sanitizer error from any process (suppressed toolchain leaks: Tests/lsan-suppressions.txt)"; fi
