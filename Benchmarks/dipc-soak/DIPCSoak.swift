@@ -19,6 +19,7 @@ struct DIPCSoak: ParsableCommand {
     @Option(help: "Mailboxes: the first half registers (r/w), the rest queues (p/c).") var mailboxes: Int = 16
     @Option(help: "Mailbox size in KiB.") var mailboxKB: Int = 4
     @Option(help: "Seed of the clients' random choices.") var seed: UInt64 = 1
+    @Flag(help: "Only check that the invariant checks catch broken histories, then exit.") var checkTheChecker = false
 
     func validate() throws {
         guard ["sysv", "posix", "tdb"].contains(backend) else { throw ValidationError("--backend must be sysv, posix or tdb") }
@@ -53,6 +54,12 @@ struct DIPCSoak: ParsableCommand {
     }
 
     func run() throws {
+        let misjudged = SoakCheckSelfTest.run()
+        guard misjudged.isEmpty else { throw SoakError("the invariant checks misjudge: \(misjudged.joined(separator: ", "))") }
+        if checkTheChecker {
+            print("dipc-soak: the invariant checks catch every broken history they were given")
+            return
+        }
         let directory = bin ?? programDirectory()
         let servers = try SoakServers(bin: directory, backend: backend, mailboxes: mailboxes, mailboxKB: mailboxKB, servers: 2)
         defer { servers.removeAll() }
