@@ -80,6 +80,11 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/dipc-bench"),
+        // Soak test: two servers on one store, mixed clients, a SIGKILL midway (`make soak`).
+        .executableTarget(
+            name: "dipc-soak",
+            dependencies: ["DIPCClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/dipc-soak"),
         .executableTarget(name: "dipc-producer-consumer", dependencies: ["DIPCClient"], path: "Examples/ProducerConsumer"),
         .executableTarget(name: "dipc-chat", dependencies: ["DIPCClient"], path: "Examples/Chat"),
         .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol"]),
@@ -95,8 +100,17 @@ let package = Package(
     ]
 )
 
-// A libFuzzer target for the request decoder, only when FUZZ is set (see Fuzz/README.md).
+// libFuzzer targets for the request decoder and for the whole request handler, only
+// when FUZZ is set (see Fuzz/README.md).
 if Context.environment["FUZZ"] != nil {
     package.targets.append(
         .executableTarget(name: "dipc-fuzz-decoder", dependencies: ["DIPCProtocol"], path: "Fuzz/DecoderFuzzer"))
+    package.targets.append(
+        .executableTarget(
+            name: "dipc-fuzz-handler",
+            dependencies: [
+                "DIPCServer", "DIPCProtocol", "DIPCCore", "DIPCTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz/HandlerFuzzer"))
 }

@@ -3,7 +3,8 @@ import Glibc
 
 /// What `dipcrm PORT` does: stop the server recorded for the port gracefully, or, if
 /// it had crashed, remove what it left behind. Never signals a process other than
-/// the recorded one (pid and start time must both match).
+/// the recorded one (pid and start time must both match), and touches nothing of
+/// another user's (a record or a live server owned by another uid is refused).
 public struct ServerRemover {
     public let runtime: RuntimeDirectory
     public let port: Int
@@ -37,6 +38,14 @@ public struct ServerRemover {
             outcome.failure = "no dipc server on port \(port)"
             return outcome
         }
+        if let owner = Self.owner(of: path), owner != geteuid() {
+            outcome.failure = "the runtime record \(path) belongs to uid \(owner), not to you (uid \(geteuid())); not touching it"
+            return outcome
+        }
+        if process.isAlive, let owner = Self.owner(of: "/proc/\(process.pid)"), owner != geteuid() {
+            outcome.failure = "the dipc server on port \(port) (pid \(process.pid)) belongs to uid \(owner), not to you (uid \(geteuid())); not touching it"
+            return outcome
+        }
         if process.isAlive {
             kill(process.pid, SIGTERM)
             if waitForExit(of: process, seconds: stopTimeoutSeconds) {
@@ -61,6 +70,13 @@ public struct ServerRemover {
         unlink(path)
         outcome.messages.append("dipcrm: removed the runtime record \(path)")
         return outcome
+    }
+
+    /// The user owning `path` (for `/proc/PID`, the process's effective uid), or nil
+    /// when it cannot be looked at.
+    static func owner(of path: String) -> uid_t? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_uid : nil
     }
 
     /// Polls until `process` has exited (or is a zombie); false after `seconds`.
