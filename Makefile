@@ -57,3 +57,18 @@ bench-backends: release
 
 clean:
 	rm -rf .build
+
+# --- issue 4: coordinator proof (spin), fairness benchmark, ThreadSanitizer ---
+.PHONY: verify tsan bench-fairness
+VERIFY_APT_PACKAGES := spin gcc
+
+# Model-checks Sources/DIPCCore/Model/coordinator.pml (both policies): exclusion,
+# bounded bypass, deadlock freedom, starvation freedom (LTL, weak fairness); fails if any check fails.
+verify:
+	@missing=""; for p in $(VERIFY_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	Sources/DIPCCore/Model/verify.sh .build/spin
