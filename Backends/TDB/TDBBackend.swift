@@ -195,6 +195,7 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
             try TDB.transaction(tdb, sync: sync, path: file.path) { () -> (commit: Bool, result: UInt64?) in
                 guard let (record, version) = try withMailbox(tdb, mailbox, body) else { return (false, nil) }
                 try record.withUnsafeBytes { try TDB.store(tdb, key, $0, flag: TDB_REPLACE, path: file.path) }
+                HoldPoint.reach(.midCopy, mailbox: mailbox)  // stored, not yet committed
                 return (true, version)
             }
         }
@@ -236,6 +237,7 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
                     TDBRecords.encodeMailbox(version: version, count: 1, newestOffset: 0, pieces: [length, data])
                 }
                 try record.withUnsafeBytes { try TDB.store(tdb, key, $0, flag: TDB_REPLACE, path: file.path) }
+                HoldPoint.reach(.midCopy, mailbox: mailbox)  // stored, not yet committed
                 return (true, version)
             }
         }

@@ -46,6 +46,21 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
+    /// Formats the region of a store that no live server uses any more (called by the
+    /// first server attaching to it, under the store's attach mutex): whatever dead
+    /// servers left (holds, queues, a mutex held by a dead thread, counts a crash left
+    /// half updated) is dropped. The change counters are kept, so they never go back.
+    public static func resetRegion(_ region: UnsafeMutableRawPointer, mailboxes: Int) throws {
+        precondition(Int(bitPattern: region) % 64 == 0, "coordinator region must be 64-byte aligned")
+        for mailbox in 0..<mailboxes {
+            let record = CoordinatorRecord(base: region + mailbox * CoordinatorRecord.stride)
+            let change = record.changeSequence
+            record.formatState()
+            record.atomic(CoordinatorRecord.changeOffset).store(change, ordering: .relaxed)
+            try record.mutex.initialize()
+        }
+    }
+
     let region: UnsafeMutableRawPointer
     let mailboxes: Int
     let policy: CoordinatorPolicy
@@ -87,6 +102,7 @@ public final class Coordinator: @unchecked Sendable {
         case .phaseFair: try phaseFairAcquireRead(record)
         }
         defer { release(record, exclusive: false) }
+        HoldPoint.reach(.readLock, mailbox: mailbox)
         return try body()
     }
 
@@ -98,6 +114,7 @@ public final class Coordinator: @unchecked Sendable {
         case .phaseFair: try phaseFairAcquireWrite(record)
         }
         defer { release(record, exclusive: true) }
+        HoldPoint.reach(.writeLock, mailbox: mailbox)
         return try body()
     }
 
@@ -141,6 +158,7 @@ public final class Coordinator: @unchecked Sendable {
     func sleep(_ record: CoordinatorRecord, lastCheck: inout Int64) throws {
         let observed = record.wake
         record.mutex.unlock()
+        HoldPoint.reach(.waiting, mailbox: (record.base - region) / CoordinatorRecord.stride)
         Futex.wait(record.wakePointer, expected: observed, timeoutNanoseconds: Coordinator.livenessInterval)
         try lock(record)
         let now = monotonicNanoseconds()

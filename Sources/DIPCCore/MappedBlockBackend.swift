@@ -127,7 +127,11 @@ public final class MappedBlockBackend: BlockBackend {
         let area = data(spare)
         area.storeBytes(of: UInt64(value.count), as: UInt64.self)
         if value.count > 0 {
-            (area + StoreLayout.messageOverhead).copyMemory(from: value.baseAddress!, byteCount: value.count)
+            // Two halves, so that a crash test can stop the copy in the middle.
+            let half = value.count / 2
+            (area + StoreLayout.messageOverhead).copyMemory(from: value.baseAddress!, byteCount: half)
+            HoldPoint.reach(.midCopy, mailbox: mailbox)
+            (area + StoreLayout.messageOverhead + half).copyMemory(from: value.baseAddress! + half, byteCount: value.count - half)
         }
         SlotHeader(used: StoreLayout.messageOverhead + value.count, count: 1, lastOffset: 0).store(at: spare)
         return publish(mailbox, spare: spareIndex, after: state)
