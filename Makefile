@@ -72,3 +72,8 @@ verify:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	Sources/DIPCCore/Model/verify.sh .build/spin
+
+# Wait distributions of readers and writers: fifo, phase-fair, and glibc's unfair pthread_rwlock.
+bench-fairness: deps
+	$(SWIFT) build -c release --product dipc-bench
+	.build/release/dipc-bench fairness

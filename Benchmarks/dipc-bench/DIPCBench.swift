@@ -9,7 +9,7 @@ struct DIPCBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipc-bench",
         abstract: "Benchmarks of DIPC: backends side by side, and dipc against memcached over TCP.",
-        subcommands: [BackendsBenchmark.self, NetworkBenchmark.self])
+        subcommands: [BackendsBenchmark.self, NetworkBenchmark.self, FairnessBenchmark.self])
 
     static func main() {
         signal(SIGPIPE, SIG_IGN)
