@@ -68,6 +68,8 @@ public final class Coordinator: @unchecked Sendable {
     let isSlotAlive: @Sendable (Int) -> Bool
     /// `slot + 1`, the value of `writer` while this server holds a write lock.
     let writerTag: UInt32
+    /// Test-only pauses (debug builds, `DIPC_TEST_HOLD`).
+    let holdPoints = HoldPoints()
 
     /// `slot`: this server's slot (0..<32) in the store; `isSlotAlive(s)`: whether the
     /// server in slot s is a live process (the store header answers it; may be
@@ -102,7 +104,7 @@ public final class Coordinator: @unchecked Sendable {
         case .phaseFair: try phaseFairAcquireRead(record)
         }
         defer { release(record, exclusive: false) }
-        HoldPoint.reach(.readLock, mailbox: mailbox)
+        holdPoints.reach(.readLock, mailbox: mailbox)
         return try body()
     }
 
@@ -114,7 +116,7 @@ public final class Coordinator: @unchecked Sendable {
         case .phaseFair: try phaseFairAcquireWrite(record)
         }
         defer { release(record, exclusive: true) }
-        HoldPoint.reach(.writeLock, mailbox: mailbox)
+        holdPoints.reach(.writeLock, mailbox: mailbox)
         return try body()
     }
 
@@ -158,7 +160,7 @@ public final class Coordinator: @unchecked Sendable {
     func sleep(_ record: CoordinatorRecord, lastCheck: inout Int64) throws {
         let observed = record.wake
         record.mutex.unlock()
-        HoldPoint.reach(.waiting, mailbox: (record.base - region) / CoordinatorRecord.stride)
+        holdPoints.reach(.waiting, mailbox: (record.base - region) / CoordinatorRecord.stride)
         Futex.wait(record.wakePointer, expected: observed, timeoutNanoseconds: Coordinator.livenessInterval)
         try lock(record)
         let now = monotonicNanoseconds()

@@ -24,14 +24,27 @@ public enum HoldPoint: String, Sendable {
 
     /// The environment variable that arms a hold point.
     public static let environmentVariable = "DIPC_TEST_HOLD"
+}
 
-    /// Pauses here if this point is armed for `mailbox` and nobody paused at it yet.
-    @inline(__always)
-    public static func reach(_ point: HoldPoint, mailbox: Int) {
+/// The hold point armed for this process, captured once by each component that has
+/// hold points (at its init), so that the lock paths test a stored property only.
+public struct HoldPoints: Sendable {
+    #if DEBUG
+        let armed: ArmedHoldPoint?
+    #endif
+
+    /// What `DIPC_TEST_HOLD` arms (nothing in release builds).
+    public init() {
         #if DEBUG
-            guard let armed = ArmedHoldPoint.fromEnvironment, armed.point == point, armed.mailbox == mailbox else {
-                return
-            }
+            armed = ArmedHoldPoint.fromEnvironment
+        #endif
+    }
+
+    /// Pauses here if `point` is armed for `mailbox` and nobody paused at it yet.
+    @inline(__always)
+    public func reach(_ point: HoldPoint, mailbox: Int) {
+        #if DEBUG
+            guard let armed, armed.point == point, armed.mailbox == mailbox else { return }
             armed.pause()
         #endif
     }

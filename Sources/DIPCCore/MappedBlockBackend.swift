@@ -4,6 +4,8 @@ import Atomics
 /// one `SharedSegment`, laid out as `StoreLayout` describes. The System V and POSIX
 /// backends are this type over their own segment.
 public final class MappedBlockBackend: BlockBackend {
+    /// Test-only pause mid-copy (debug builds, `DIPC_TEST_HOLD`).
+    private let holdPoints = HoldPoints()
     public let geometry: StoreGeometry
     public let segment: SharedSegment
     private let blocks: UnsafeMutableRawPointer
@@ -130,7 +132,7 @@ public final class MappedBlockBackend: BlockBackend {
             // Two halves, so that a crash test can stop the copy in the middle.
             let half = value.count / 2
             (area + StoreLayout.messageOverhead).copyMemory(from: value.baseAddress!, byteCount: half)
-            HoldPoint.reach(.midCopy, mailbox: mailbox)
+            holdPoints.reach(.midCopy, mailbox: mailbox)
             (area + StoreLayout.messageOverhead + half).copyMemory(from: value.baseAddress! + half, byteCount: value.count - half)
         }
         SlotHeader(used: StoreLayout.messageOverhead + value.count, count: 1, lastOffset: 0).store(at: spare)
