@@ -77,3 +77,18 @@ verify:
 bench-fairness: deps
 	$(SWIFT) build -c release --product dipc-bench
 	.build/release/dipc-bench fairness
+
+# The coordinator, backend and server tests under ThreadSanitizer (own scratch path).
+# Reports of the test process and of the servers it starts go to .build-tsan/reports;
+# any report fails the target. TSAN_FILTER narrows the run (a swift test --filter regex).
+# Tests/tsan-suppressions.txt says which false positives are suppressed and why.
+TSAN_SCRATCH := .build-tsan
+TSAN_FILTER ?= DIPCCoreTests|DIPCBackendConformanceTests|DIPCEndToEndTests
+tsan: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	@rm -rf $(TSAN_SCRATCH)/reports && mkdir -p $(TSAN_SCRATCH)/reports
+	TSAN_OPTIONS="log_path=$(CURDIR)/$(TSAN_SCRATCH)/reports/tsan suppressions=$(CURDIR)/Tests/tsan-suppressions.txt" \
+	  $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH) --filter '$(TSAN_FILTER)'
+	@if ls $(TSAN_SCRATCH)/reports/tsan.* >/dev/null 2>&1; then \
+	  echo "ThreadSanitizer reports:"; cat $(TSAN_SCRATCH)/reports/tsan.*; exit 1; \
+	else echo "tsan: no ThreadSanitizer report"; fi
