@@ -67,7 +67,8 @@ struct CrashTests {
                     let start = monotonicNow()
                     do {
                         let (d, _) = try cb.read(m)
-                        if !d.isEmpty, let p = CheckedValue.problem(d) {
+                        // A mailbox no writer reached this round still holds the last round's marker.
+                        if !d.isEmpty, d != Array("after kill \(round - 1)".utf8), let p = CheckedValue.problem(d) {
                             failures.withValue { $0.append("round \(round) mailbox \(m): torn value after kill: \(p)") }
                         }
                         let v = try cb.write(m, "after kill \(round)")
