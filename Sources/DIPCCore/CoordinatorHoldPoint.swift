@@ -17,9 +17,9 @@ public enum HoldPoint: String, Sendable {
     case writeLock = "write-lock"
     /// Queued for a lock (ticket taken or blocked), mutex released, about to sleep.
     case waiting
-    /// Halfway through copying a replacing write's data, before it is published
-    /// (mapped backends: half the spare slot written; tdb: stored in an uncommitted
-    /// transaction).
+    /// In the middle of a change, before it is published (mapped backends: half of a
+    /// replacing write's data copied into the spare slot; tdb: any change stored in
+    /// its still uncommitted transaction).
     case midCopy = "mid-copy"
 
     /// The environment variable that arms a hold point.
