@@ -162,3 +162,37 @@ asan: deps
 	@if grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* >/dev/null 2>&1; then \
 	  echo "sanitizer reports:"; grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* | xargs head -n 40; exit 1; \
 	else echo "asan: no sanitizer error from any process (suppressed toolchain leaks: Tests/lsan-suppressions.txt)"; fi
+# --- issue 4: coordinator proof (spin), fairness benchmark, ThreadSanitizer ---
+.PHONY: verify tsan bench-fairness
+VERIFY_APT_PACKAGES := spin gcc
+
+# Model-checks Sources/DIPCCore/Model/coordinator.pml (both policies): exclusion,
+# bounded bypass, deadlock freedom, starvation freedom (LTL, weak fairness); fails if any check fails.
+verify:
+	@missing=""; for p in $(VERIFY_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	Sources/DIPCCore/Model/verify.sh .build/spin
+
+# Wait distributions of readers and writers: fifo, phase-fair, and glibc's unfair pthread_rwlock.
+bench-fairness: deps
+	$(SWIFT) build -c release --product dipc-bench
+	.build/release/dipc-bench fairness
+
+# The coordinator, backend and server tests under ThreadSanitizer (own scratch path).
+# Reports of the test process and of the servers it starts go to .build-tsan/reports;
+# any report fails the target. TSAN_FILTER narrows the run (a swift test --filter regex).
+# Tests/tsan-suppressions.txt says which false positives are suppressed and why.
+TSAN_SCRATCH := .build-tsan
+TSAN_FILTER ?= DIPCCoreTests|DIPCBackendConformanceTests|DIPCEndToEndTests
+tsan: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	@rm -rf $(TSAN_SCRATCH)/reports && mkdir -p $(TSAN_SCRATCH)/reports
+	TSAN_OPTIONS="log_path=$(CURDIR)/$(TSAN_SCRATCH)/reports/tsan suppressions=$(CURDIR)/Tests/tsan-suppressions.txt" \
+	  $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH) --filter '$(TSAN_FILTER)'
+	@if ls $(TSAN_SCRATCH)/reports/tsan.* >/dev/null 2>&1; then \
+	  echo "ThreadSanitizer reports:"; cat $(TSAN_SCRATCH)/reports/tsan.*; exit 1; \
+	else echo "tsan: no ThreadSanitizer report"; fi

@@ -148,6 +148,8 @@ public enum TDBBackend {
 /// A store in a TDB file; see `TDBBackend`.
 /// Thread-safe: every call on the file holds its mutex (`TDBFile`).
 final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
+    /// Test-only pause mid-copy (debug builds, `DIPC_TEST_HOLD`).
+    private let holdPoints = HoldPoints()
     let name: String
     let geometry: StoreGeometry
     let file: TDBFile
@@ -195,6 +197,7 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
             try TDB.transaction(tdb, sync: sync, path: file.path) { () -> (commit: Bool, result: UInt64?) in
                 guard let (record, version) = try withMailbox(tdb, mailbox, body) else { return (false, nil) }
                 try record.withUnsafeBytes { try TDB.store(tdb, key, $0, flag: TDB_REPLACE, path: file.path) }
+                holdPoints.reach(.midCopy, mailbox: mailbox)  // stored, not yet committed
                 return (true, version)
             }
         }
@@ -236,6 +239,7 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
                     TDBRecords.encodeMailbox(version: version, count: 1, newestOffset: 0, pieces: [length, data])
                 }
                 try record.withUnsafeBytes { try TDB.store(tdb, key, $0, flag: TDB_REPLACE, path: file.path) }
+                holdPoints.reach(.midCopy, mailbox: mailbox)  // stored, not yet committed
                 return (true, version)
             }
         }

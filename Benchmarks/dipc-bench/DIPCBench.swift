@@ -9,7 +9,7 @@ import ArgumentParser
 struct DIPCBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipc-bench",
-        abstract: "Benchmarks of DIPC: a load generator, the echo floor, the suite against memcached, the backends.",
+        abstract: "Benchmarks of DIPC: a load generator, the echo floor, the suite against memcached, the backends, fairness, wake-up latency.",
         // One subcommand per line (easy to merge).
         subcommands: [
             LoadCommand.self,
@@ -17,6 +17,7 @@ struct DIPCBench: ParsableCommand {
             SuiteBenchmark.self,
             BackendsBenchmark.self,
             WakeupBenchmark.self,
+            FairnessBenchmark.self,
         ],
         defaultSubcommand: LoadCommand.self)
 

@@ -46,6 +46,21 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
+    /// Formats the region of a store that no live server uses any more (called by the
+    /// first server attaching to it, under the store's attach mutex): whatever dead
+    /// servers left (holds, queues, a mutex held by a dead thread, counts a crash left
+    /// half updated) is dropped. The change counters are kept, so they never go back.
+    public static func resetRegion(_ region: UnsafeMutableRawPointer, mailboxes: Int) throws {
+        precondition(Int(bitPattern: region) % 64 == 0, "coordinator region must be 64-byte aligned")
+        for mailbox in 0..<mailboxes {
+            let record = CoordinatorRecord(base: region + mailbox * CoordinatorRecord.stride)
+            let change = record.changeSequence
+            record.formatState()
+            record.atomic(CoordinatorRecord.changeOffset).store(change, ordering: .relaxed)
+            try record.mutex.initialize()
+        }
+    }
+
     let region: UnsafeMutableRawPointer
     let mailboxes: Int
     let policy: CoordinatorPolicy
@@ -53,6 +68,8 @@ public final class Coordinator: @unchecked Sendable {
     let isSlotAlive: @Sendable (Int) -> Bool
     /// `slot + 1`, the value of `writer` while this server holds a write lock.
     let writerTag: UInt32
+    /// Test-only pauses (debug builds, `DIPC_TEST_HOLD`).
+    let holdPoints = HoldPoints()
 
     /// `slot`: this server's slot (0..<32) in the store; `isSlotAlive(s)`: whether the
     /// server in slot s is a live process (the store header answers it; may be
@@ -87,6 +104,7 @@ public final class Coordinator: @unchecked Sendable {
         case .phaseFair: try phaseFairAcquireRead(record)
         }
         defer { release(record, exclusive: false) }
+        holdPoints.reach(.readLock, mailbox: mailbox)
         return try body()
     }
 
@@ -98,6 +116,7 @@ public final class Coordinator: @unchecked Sendable {
         case .phaseFair: try phaseFairAcquireWrite(record)
         }
         defer { release(record, exclusive: true) }
+        holdPoints.reach(.writeLock, mailbox: mailbox)
         return try body()
     }
 
@@ -141,6 +160,7 @@ public final class Coordinator: @unchecked Sendable {
     func sleep(_ record: CoordinatorRecord, lastCheck: inout Int64) throws {
         let observed = record.wake
         record.mutex.unlock()
+        holdPoints.reach(.waiting, mailbox: (record.base - region) / CoordinatorRecord.stride)
         Futex.wait(record.wakePointer, expected: observed, timeoutNanoseconds: Coordinator.livenessInterval)
         try lock(record)
         let now = monotonicNanoseconds()

@@ -4,6 +4,8 @@ import Atomics
 /// one `SharedSegment`, laid out as `StoreLayout` describes. The System V and POSIX
 /// backends are this type over their own segment.
 public final class MappedBlockBackend: BlockBackend {
+    /// Test-only pause mid-copy (debug builds, `DIPC_TEST_HOLD`).
+    private let holdPoints = HoldPoints()
     public let geometry: StoreGeometry
     public let segment: SharedSegment
     private let blocks: UnsafeMutableRawPointer
@@ -127,7 +129,11 @@ public final class MappedBlockBackend: BlockBackend {
         let area = data(spare)
         area.storeBytes(of: UInt64(value.count), as: UInt64.self)
         if value.count > 0 {
-            (area + StoreLayout.messageOverhead).copyMemory(from: value.baseAddress!, byteCount: value.count)
+            // Two halves, so that a crash test can stop the copy in the middle.
+            let half = value.count / 2
+            (area + StoreLayout.messageOverhead).copyMemory(from: value.baseAddress!, byteCount: half)
+            holdPoints.reach(.midCopy, mailbox: mailbox)
+            (area + StoreLayout.messageOverhead + half).copyMemory(from: value.baseAddress! + half, byteCount: value.count - half)
         }
         SlotHeader(used: StoreLayout.messageOverhead + value.count, count: 1, lastOffset: 0).store(at: spare)
         return publish(mailbox, spare: spareIndex, after: state)

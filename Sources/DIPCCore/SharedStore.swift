@@ -106,6 +106,8 @@ public final class SharedStore: @unchecked Sendable {
             }
             if free == nil, header.occupant(of: slot) == nil { free = slot }
         }
+        // Nobody alive uses the store: start from a clean coordinator state.
+        if liveServerCount(header) == 0 { try Coordinator.resetRegion(region, mailboxes: geometry.mailboxes) }
         guard let slot = free else {
             throw StoreError.tooManyServers(name: name, limit: Coordinator.maximumServers)
         }

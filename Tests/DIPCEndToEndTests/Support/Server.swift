@@ -116,9 +116,10 @@ final class Scope {
 
     // MARK: running the commands
 
-    /// Runs `dipc ARGS` (detaching form) to completion.
-    func dipc(_ args: [String], timeout: Double = E2E.startTimeout) throws -> ProcessResult {
-        let r = try runProcess(try Binaries.path("dipc"), args, env: env, timeout: timeout)
+    /// Runs `dipc ARGS` (detaching form) to completion; `extraEnv` adds to the scope's environment.
+    func dipc(_ args: [String], timeout: Double = E2E.startTimeout, extraEnv: [String: String] = [:]) throws -> ProcessResult {
+        let r = try runProcess(
+            try Binaries.path("dipc"), args, env: env.merging(extraEnv) { $1 }, timeout: timeout)
         rememberRecords()
         return r
     }
@@ -153,14 +154,14 @@ final class Scope {
     @discardableResult
     func start(
         _ backend: String, name: String? = nil, mailboxes: Int = 4, mailboxKB: Int = 4, packetKB: Int = 1,
-        port: Int? = nil, options: [String] = []
+        port: Int? = nil, options: [String] = [], extraEnv: [String: String] = [:]
     ) throws -> Server {
         let port = try port ?? freePort()
         let name = name ?? self.name
         let args = Scope.arguments(
             backend: backend, name: name, options: options, mailboxes: mailboxes, mailboxKB: mailboxKB,
             port: port, packetKB: packetKB)
-        let r = try dipc(args)
+        let r = try dipc(args, extraEnv: extraEnv)
         guard r.status == 0, !r.timedOut else { throw E2EError("server did not start: \(r)") }
         var record: [String: String]? = nil
         waitUntil(timeout: 3) {
