@@ -169,12 +169,7 @@ VERIFY_APT_PACKAGES := spin gcc
 # Model-checks Sources/DIPCCore/Model/coordinator.pml (both policies): exclusion,
 # bounded bypass, deadlock freedom, starvation freedom (LTL, weak fairness); fails if any check fails.
 verify:
-	@missing=""; for p in $(VERIFY_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	$(call apt_install,$(VERIFY_APT_PACKAGES))
 	Sources/DIPCCore/Model/verify.sh .build/spin
 
 # Wait distributions of readers and writers: fifo, phase-fair, and glibc's unfair pthread_rwlock.
