@@ -85,11 +85,11 @@ let package = Package(
         // Soak test: two servers on one store, mixed clients, a SIGKILL midway (`make soak`).
         .executableTarget(
             name: "dipc-soak",
-            dependencies: ["DIPCClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["DIPCClient", "DIPCTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/dipc-soak"),
         .executableTarget(name: "dipc-producer-consumer", dependencies: ["DIPCClient"], path: "Examples/ProducerConsumer"),
         .executableTarget(name: "dipc-chat", dependencies: ["DIPCClient"], path: "Examples/Chat"),
-        .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol"]),
+        .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol", "DIPCTestSupport"]),
         .testTarget(
             name: "DIPCBackendConformanceTests",
             dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCCore", "DIPCTDB", "DIPCSysV", "DIPCPOSIX"]),
@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "DIPCBackends", "dipc-lockprobe"]),
         .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient", "DIPCProtocol"]),
-        .testTarget(name: "DIPCEndToEndTests", dependencies: ["DIPCClient"]),
+        .testTarget(name: "DIPCEndToEndTests", dependencies: ["DIPCClient", "DIPCTestSupport"]),
         .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore"]),
     ]
 )

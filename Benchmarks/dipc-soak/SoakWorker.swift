@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import DIPCClient
+import DIPCTestSupport
 
 /// What every worker needs to know.
 struct SoakPlan: Sendable {
@@ -146,19 +147,6 @@ enum SoakWorker {
         }
         connection?.close()
         return log
-    }
-}
-
-/// SplitMix64: a small seeded generator, so that a run can be replayed with `--seed`.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DIPCTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -300,7 +301,7 @@ struct HostileClientTests {
             let problems = Locked<[String]>([])
             let port = server.port
             let finished = runThreads(200, timeout: 120) { index in
-                var g = SeededGenerator(seed: seed &+ UInt64(index))
+                var g = SplitMix64(seed: seed &+ UInt64(index))
                 let input = HostileClientTests.stormInput(using: &g)
                 guard let c = try? Conn(port: port, timeout: 5) else {
                     problems.withValue { $0.append("connection \(index) refused") }
@@ -330,18 +331,5 @@ struct HostileClientTests {
             let s = keyValues(try c.request("s"))
             #expect((s["errors"].flatMap { Int($0) } ?? 0) >= 200, "the storm should have produced errors: \(s)")
         }
-    }
-}
-
-/// SplitMix64: a small seeded generator, so that a storm can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

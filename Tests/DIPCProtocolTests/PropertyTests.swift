@@ -1,5 +1,6 @@
 import Testing
 @testable import DIPCProtocol
+import DIPCTestSupport
 
 /// Random valid requests (and non-closing range errors), encoded, split at random
 /// points, decode back to the same list.

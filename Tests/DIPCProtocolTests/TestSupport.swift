@@ -1,5 +1,6 @@
 import Testing
 @testable import DIPCProtocol
+import DIPCTestSupport
 
 /// ASCII/UTF-8 bytes of a string.
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -70,17 +71,4 @@ func expectFailure(
     #expect(error.closesConnection == closes, "\(error)", sourceLocation: sourceLocation)
     #expect(!error.message.isEmpty && !error.message.contains("\n"), sourceLocation: sourceLocation)
     #expect(Array(results.dropFirst()) == rest, sourceLocation: sourceLocation)
-}
-
-/// Deterministic random numbers for reproducible tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
