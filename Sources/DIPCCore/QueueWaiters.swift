@@ -165,8 +165,8 @@ struct WaiterLine {
 /// when its ticket is at the head of its mailbox's line. The head leaves as soon as it
 /// has succeeded, its WAIT_MS has passed, or its client has gone; waiters that give up
 /// earlier leave their place without holding anyone up. So a message goes to the
-/// consumer that has waited longest, room to the producer that has waited longest, and
-/// a request with WAIT_MS 0 succeeds only when nobody is waiting ahead of it.
+/// consumer that has waited longest, and room to the producer that has waited longest.
+/// (The server sends requests with WAIT_MS 0 straight to the mailbox: they never wait.)
 ///
 /// Nobody holds a lock while waiting: the head sleeps on the mailbox's change counter
 /// (`Coordinator.waitForChange`, woken by a change from any server), the others on the

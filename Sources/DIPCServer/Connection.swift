@@ -197,7 +197,9 @@ final class Connection: @unchecked Sendable {
         let shouldAbandon = { [fd, server] in
             server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: takes)
         }
-        if let line {
+        // A request that may wait queues in arrival order; one with WAIT_MS 0 never waits,
+        // so it takes (or pushes) what the mailbox allows now, without a place in line.
+        if let line, waitMilliseconds > 0 {
             return try store.queueWaiters.waitInLine(line, mailbox: mailbox, until: deadline,
                                                      shouldAbandon: shouldAbandon, attempt: attempt)
         }

@@ -95,8 +95,8 @@ struct ExamplesTests {
             let c = try server.connect()
             try c.send("p 0 5\nlater")
             #expect(try c.readLine() == "ok 3")
-            try c.send("c 0\n")
-            #expect(try c.readDataReply(request: "c 0").data == Array("later".utf8))
+            try c.send("c 0 5000\n")
+            #expect(try c.readDataReply(request: "c 0 5000").data == Array("later".utf8))
         }
     }
 

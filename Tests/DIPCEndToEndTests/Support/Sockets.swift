@@ -21,23 +21,31 @@ private func newSocket() -> Int32 {
     socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
 }
 
-/// A port that was free a moment ago (bind 127.0.0.1:0, read it, close).
+/// Ports handed out by `freePort` in this test process (never handed out twice).
+private let portsHandedOut = NSLock()
+nonisolated(unsafe) private var handedOut = Set<Int>()
+
+/// A port that was free a moment ago on 127.0.0.1, chosen at random below the kernel's
+/// ephemeral range (32768-60999): the suite's many client connections take their local
+/// ports from that range, and one of them holding a server's port would make a restart
+/// on that port fail with EADDRINUSE.
 func freePort() throws -> Int {
-    let fd = newSocket()
-    guard fd >= 0 else { throw E2EError("socket: errno \(errno)") }
-    defer { close(fd) }
-    var addr = loopback(0)
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    for _ in 0..<1000 {
+        let port = Int.random(in: 20000..<32768)
+        let fresh = portsHandedOut.withLock { handedOut.insert(port).inserted }
+        guard fresh else { continue }
+        let fd = newSocket()
+        guard fd >= 0 else { throw E2EError("socket: errno \(errno)") }
+        defer { close(fd) }
+        var addr = loopback(port)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
+        if rc == 0 { return port }
     }
-    guard rc == 0 else { throw E2EError("bind: errno \(errno)") }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    throw E2EError("no free port found in 20000..<32768")
 }
 
 /// A listening socket that occupies a port (for "port in use").
