@@ -102,6 +102,29 @@ struct QueueFairnessTests {
         }
     }
 
+    @Test("a push with WAIT_MS 0 never waits, so it takes no place in line: it fits now, beside a large producer still waiting", arguments: E2E.builtBackends)
+    func zeroWaitPushTakesNoPlaceInLine(backend: String) throws {
+        try withScope { scope in
+            let servers = try Self.twoServers(scope, backend, mailboxKB: 1)
+            let filler = try servers[0].server.connect()
+            // One message of 508 bytes (516 with its overhead) leaves room for 100, not for 600.
+            try filler.send(Array("p 0 508\n".utf8) + [UInt8](repeating: 1, count: 508))
+            #expect(try filler.readLine() == "ok 1")
+            let large = try servers[0].server.connect()
+            try large.send(Array("p 0 600 20000\n".utf8) + [UInt8](repeating: 0x4c, count: 600))
+            guard Self.waitQueued(servers[0].control, 1, "large producer") else { return }
+            let small = try servers[1].server.connect()
+            try small.send(Array("p 0 100\n".utf8) + [UInt8](repeating: 0x73, count: 100))
+            #expect(try small.readLine() == "ok 2", "SPEC: err full only when the message does not fit")
+            #expect(large.staysSilent(for: Self.blockedCheck), "the large push cannot fit yet")
+            try small.send("c 0\n")
+            #expect(try small.readDataReply(request: "c 0").data.first == 1)
+            try small.send("c 0\n")
+            #expect(try small.readDataReply(request: "c 0").data.first == 0x73)
+            #expect(try large.readLine().hasPrefix("ok "), "the large push fits once the mailbox is empty")
+        }
+    }
+
     @Test("a waiter's server is killed (SIGKILL) while its consumers stand first in line: the line moves on", arguments: E2E.builtBackends)
     func killedWaitersDoNotBlockTheLine(backend: String) throws {
         try withScope { scope in
