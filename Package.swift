@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "dipc-bench",
             dependencies: [
-                "DIPCBackends", "DIPCCore", "DIPCClient",
+                "DIPCBackends", "DIPCCore", "DIPCClient", "DIPCTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

@@ -2,6 +2,7 @@
 import ArgumentParser
 import DIPCBackends
 import DIPCCore
+import DIPCTestSupport
 
 /// `dipc-bench backends`: every backend × coordinator × thread count × value size,
 /// through `SharedStore` (the coordinator included) without the network.
@@ -130,7 +131,7 @@ struct BackendsBenchmark: ParsableCommand {
             _ = try value.withUnsafeBytes { try store.write(mailbox, $0) }
         }
         let gate = StartGate(parties: threads, seconds: seconds)
-        let results = Workers.run(threads) { index in
+        let results = TestThreads.collect(threads) { index in
             worker(store: store, index: index, value: value, writePercent: writePercent, gate: gate)
         }
         let elapsed = now() - gate.start

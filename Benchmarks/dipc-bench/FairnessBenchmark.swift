@@ -2,6 +2,7 @@
 import ArgumentParser
 import DIPCCore
 import Synchronization
+import DIPCTestSupport
 
 /// `dipc-bench fairness`: how long readers and writers wait for one contended lock
 /// under `fifo`, `phase-fair`, and an unfair baseline (glibc's process-shared
@@ -64,7 +65,7 @@ struct FairnessBenchmark: ParsableCommand {
     func measure(_ lock: FairnessLock) -> (readers: Latencies, writers: Latencies) {
         let gate = StartGate(parties: readers + writers, seconds: seconds)
         let readers = self.readers, holdBytes = self.holdBytes
-        let results = Workers.run(readers + writers) { index -> Latencies in
+        let results = TestThreads.collect(readers + writers) { index -> Latencies in
             let isWriter = index >= readers
             let local = UnsafeMutableRawPointer.allocate(byteCount: holdBytes, alignment: 64)
             defer { local.deallocate() }

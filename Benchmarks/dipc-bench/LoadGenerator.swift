@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import Histogram
+import DIPCTestSupport
 
 /// One closed-loop workload: `connections` blocking connections, one thread each, each
 /// sending one request and reading its whole reply before the next.
@@ -77,7 +78,7 @@ enum LoadGenerator {
     static func run(_ spec: LoadSpec) throws -> LoadResult {
         try prefill(spec)
         let gate = StartGate(parties: spec.connections + 1, seconds: spec.warmupSeconds)
-        let results = Workers.run(spec.connections + 1) { index -> WorkerResult in
+        let results = TestThreads.collect(spec.connections + 1) { index -> WorkerResult in
             index == spec.connections ? sampleServer(spec, gate: gate) : client(spec, index: index, gate: gate)
         }
         if let error = results.compactMap(\.error).first { throw BenchError(error) }

@@ -38,41 +38,6 @@ struct Latencies {
     }
 }
 
-/// Thread plumbing: benchmarks start pthreads only from here (a closure given to a
-/// thread from top-level or `@MainActor` code would trap in Swift 6).
-enum Workers {
-    private final class Box {
-        let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
-    }
-
-    /// Collects one result per worker.
-    private final class Results<T: Sendable>: Sendable {
-        let values: Mutex<[Int: T]> = Mutex([:])
-    }
-
-    /// Runs `body(i)` for i in 0..<count on their own threads and returns the results in order.
-    static func run<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
-        let results = Results<T>()
-        var threads: [pthread_t] = []
-        for index in 0..<count {
-            let box = Unmanaged.passRetained(Box {
-                let value = body(index)
-                results.values.withLock { $0[index] = value }
-            }).toOpaque()
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-                return nil
-            }, box)
-            precondition(rc == 0, "pthread_create: \(rc)")
-            threads.append(thread)
-        }
-        for thread in threads { pthread_join(thread, nil) }
-        return results.values.withLock { values in (0..<count).map { values[$0]! } }
-    }
-}
-
 /// Starts workers together: each calls `arriveAndWait()` once ready (connected,
 /// warmed up); the measured interval starts when the last one arrives.
 final class StartGate: Sendable {

@@ -1,6 +1,7 @@
 @preconcurrency import Glibc
 import ArgumentParser
 import DIPCClient
+import DIPCTestSupport
 
 /// `dipc-soak`: two real servers sharing one store, many clients doing mixed reads,
 /// writes, pushes and takes of checksummed values, one server SIGKILLed and restarted
@@ -71,7 +72,7 @@ struct DIPCSoak: ParsableCommand {
             mailboxSize: mailboxKB * 1024, deadline: start + seconds, seed: seed)
         let killAt = start + seconds / 2
         let clientCount = clients
-        let outcomes = SoakThreads.run(clients + 1) { index -> Outcome in
+        let outcomes = TestThreads.collect(clients + 1) { index -> Outcome in
             index < clientCount
                 ? .worker(SoakWorker.run(index, plan: plan))
                 : .chaos(Chaos.run(servers: servers, victim: plan.ports[0], at: killAt))

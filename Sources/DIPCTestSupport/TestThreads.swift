@@ -28,6 +28,34 @@ public enum TestThreads {
 }
 
 extension TestThreads {
+    /// One slot per thread, written once under a pthread mutex (visible to
+    /// ThreadSanitizer) and read after every thread was joined.
+    private final class Results<T>: @unchecked Sendable {
+        private var values: [T?]
+        private var lock = pthread_mutex_t()
+        init(_ count: Int) {
+            values = Array(repeating: nil, count: count)
+            pthread_mutex_init(&lock, nil)
+        }
+        deinit { pthread_mutex_destroy(&lock) }
+        func set(_ index: Int, _ value: T) {
+            pthread_mutex_lock(&lock)
+            values[index] = value
+            pthread_mutex_unlock(&lock)
+        }
+        var all: [T] { values.map { $0! } }
+    }
+
+    /// Runs `body(i)` for i in 0..<count on `count` new threads and returns their
+    /// results in index order once all have finished.
+    public static func collect<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+        let results = Results<T>(count)
+        run(count) { index in results.set(index, body(index)) }
+        return results.all
+    }
+}
+
+extension TestThreads {
     /// Runs `body` on a new thread and resumes with its result, so that an async test
     /// waiting for blocking work (locks, joins) does not hold a thread of the pool.
     public static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
