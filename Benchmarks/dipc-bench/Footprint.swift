@@ -1,4 +1,5 @@
 @preconcurrency import Glibc
+import DIPCTestSupport
 
 /// Idle connections (served, resident memory each) and the time `dipc` takes to be
 /// ready and `dipcrm` to stop it.
@@ -61,7 +62,7 @@ enum Footprint {
 
     /// A `kB` field of /proc/PID/status (or a plain count such as Threads).
     static func status(_ pid: pid_t, _ field: String) -> Int? {
-        for line in Processes.readFile("/proc/\(pid)/status").split(separator: "\n") where line.hasPrefix(field + ":") {
+        for line in TextFile.read("/proc/\(pid)/status").split(separator: "\n") where line.hasPrefix(field + ":") {
             return line.dropFirst(field.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) }
         }
         return nil

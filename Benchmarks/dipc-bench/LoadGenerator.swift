@@ -155,7 +155,7 @@ enum ProcessCPU {
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     static func seconds(_ pid: pid_t) -> Double? {
-        let text = Processes.readFile("/proc/\(pid)/stat")
+        let text = TextFile.read("/proc/\(pid)/stat")
         // The command name (field 2) may contain spaces: fields are counted after its ')'.
         guard let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")

@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import Synchronization
+import DIPCTestSupport
 
 /// Seconds on the monotonic clock.
 func now() -> Double {
@@ -152,7 +153,7 @@ enum Machine {
 
     /// The 1-minute load average from /proc/loadavg (other work competes with the benchmark).
     static func loadAverage() -> String? {
-        let text = Processes.readFile("/proc/loadavg")
+        let text = TextFile.read("/proc/loadavg")
         return text.split(separator: " ").first.map(String.init)
     }
 

@@ -1,4 +1,5 @@
 @preconcurrency import Glibc
+import DIPCTestSupport
 
 /// Starting and stopping the servers under test.
 enum Processes {
@@ -76,7 +77,7 @@ enum Processes {
             stop(pid)
             throw BenchError("\(path) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
         }
-        return (status, readFile(out), readFile(err))
+        return (status, TextFile.read(out), TextFile.read(err))
     }
 
     /// SIGTERM, up to 3 s for it to exit, then SIGKILL; reaps it.
@@ -86,38 +87,6 @@ enum Processes {
             kill(pid, SIGKILL)
             _ = wait(pid, timeout: 3)
         }
-    }
-
-    static func readFile(_ path: String) -> String {
-        guard let file = fopen(path, "r") else { return "" }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, file)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard ok else { throw BenchError("bind: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Waits until something accepts connections on 127.0.0.1:`port`.

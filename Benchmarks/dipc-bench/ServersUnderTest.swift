@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import DIPCClient
+import DIPCTestSupport
 
 /// A server the suite measures: where it listens and which process to charge CPU to.
 protocol ServerUnderTest: AnyObject {
@@ -35,7 +36,7 @@ final class DipcServer: ServerUnderTest {
         self.bin = bin
         self.scratch = scratch
         self.label = label ?? backend
-        port = try Processes.freePort()
+        port = try LoopbackPort.free()
         let runtime = "\(scratch)/runtime", state = "\(scratch)/state"
         mkdir(runtime, 0o700)
         mkdir(state, 0o700)
@@ -51,7 +52,7 @@ final class DipcServer: ServerUnderTest {
                              + result.stderr.trimmingCharacters(in: "\n "))
         }
         startLine = result.stdout.trimmingCharacters(in: "\n ")
-        let record = Processes.readFile("\(runtime)/dipc-\(port).record")
+        let record = TextFile.read("\(runtime)/dipc-\(port).record")
         pid = record.split(separator: "\n").first { $0.hasPrefix("pid=") }.flatMap { pid_t($0.dropFirst(4)) } ?? 0
         guard pid > 0 else {
             stop()
@@ -91,7 +92,7 @@ final class ChildServer: ServerUnderTest {
     init(label: String, proto: BenchProtocol, path: String, arguments: (Int) -> [String], scratch: String) throws {
         self.label = label
         self.proto = proto
-        port = try Processes.freePort()
+        port = try LoopbackPort.free()
         let args = arguments(port)
         commandLine = ([path] + args).joined(separator: " ")
         let log = "\(scratch)/\(label).log"
@@ -100,7 +101,7 @@ final class ChildServer: ServerUnderTest {
             Processes.stop(pid)
             running = false
             throw BenchError("\(label) did not accept connections on port \(port): "
-                             + Processes.readFile(log).trimmingCharacters(in: "\n "))
+                             + TextFile.read(log).trimmingCharacters(in: "\n "))
         }
     }
 

@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import ArgumentParser
+import DIPCTestSupport
 
 /// `dipc-bench wakeup --bin DIR`: how long a consumer waiting in `c` on one server takes to
 /// receive a message pushed through another server sharing the store.
@@ -120,7 +121,7 @@ final class ServerPair {
         environment = ["DIPC_RUNTIME_DIR": runtime, "DIPC_STATE_DIR": state]
         let name = "bench-wakeup-\(getpid())"
         for _ in 0..<2 {
-            let port = try Processes.freePort()
+            let port = try LoopbackPort.free()
             let arguments = ["--backend", backend, "--name", name, "4", "4", String(port), "1"]
             let result = try Processes.run("\(bin)/dipc", arguments, environment: environment, scratch: scratch)
             guard result.status == 0 else {

@@ -1,4 +1,5 @@
 @preconcurrency import Glibc
+import DIPCTestSupport
 
 /// A failure of the soak's own machinery (not an invariant): the message says what.
 struct SoakError: Error, CustomStringConvertible {
@@ -35,7 +36,7 @@ final class SoakServers: @unchecked Sendable {
         guard let made = mkdtemp(&template) else { throw SoakError("mkdtemp in \(base): \(String(cString: strerror(errno)))") }
         scratch = String(cString: made)
         name = "soak\(getpid())"
-        ports = try (0..<servers).map { _ in try SoakServers.freePort() }
+        ports = try (0..<servers).map { _ in try LoopbackPort.free() }
         var index = 0
         while let entry = environ[index] {
             let text = String(cString: entry)
@@ -63,7 +64,7 @@ final class SoakServers: @unchecked Sendable {
 
     /// Pid and start time of the server on `port`, from its runtime record.
     func process(_ port: Int) -> (pid: pid_t, startTime: String)? {
-        let text = readFile("\(scratch)/run/dipc-\(port).record")
+        let text = TextFile.read("\(scratch)/run/dipc-\(port).record")
         var pid: pid_t?
         var startTime: String?
         for line in text.split(separator: "\n") {
@@ -104,13 +105,13 @@ final class SoakServers: @unchecked Sendable {
     // MARK: processes
 
     private func isZombie(_ pid: pid_t) -> Bool {
-        let stat = readFile("/proc/\(pid)/stat")
+        let stat = TextFile.read("/proc/\(pid)/stat")
         guard let close = stat.lastIndex(of: ")") else { return true }
         return stat[stat.index(after: close)...].hasPrefix(" Z")
     }
 
     private func processStartTime(_ pid: pid_t) -> String? {
-        let stat = readFile("/proc/\(pid)/stat")
+        let stat = TextFile.read("/proc/\(pid)/stat")
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         return fields.count > 19 ? String(fields[19]) : nil
@@ -144,7 +145,7 @@ final class SoakServers: @unchecked Sendable {
             let done = waitpid(pid, &status, WNOHANG)
             if done == pid {
                 let signal = status & 0x7F
-                return (signal == 0 ? (status >> 8) & 0xFF : 128 + signal, readFile(out), readFile(err))
+                return (signal == 0 ? (status >> 8) & 0xFF : 128 + signal, TextFile.read(out), TextFile.read(err))
             }
             if done < 0 && errno != EINTR { throw SoakError("waitpid \(pid): \(String(cString: strerror(errno)))") }
             if now() > deadline {
@@ -156,31 +157,5 @@ final class SoakServers: @unchecked Sendable {
         }
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SoakError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw SoakError("bind: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
-func readFile(_ path: String) -> String {
-    guard let file = fopen(path, "r") else { return "" }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, file)
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
