@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "DIPCBackends", "dipc-lockprobe"]),
         .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient", "DIPCProtocol"]),
         .testTarget(name: "DIPCEndToEndTests", dependencies: ["DIPCClient", "DIPCTestSupport"]),
-        .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore"]),
+        .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore", "DIPCTestSupport"]),
     ]
 )
 

@@ -1,3 +1,4 @@
+import DIPCTestSupport
 import Foundation
 import Testing
 
@@ -17,7 +18,7 @@ struct ConcurrencyTests {
         let maxOps = 3000
         let finished = runThreads(16, timeout: seconds + 60) { i in
             let port = ports[i % ports.count]
-            var g = SystemRandomNumberGenerator()
+            var g = SplitMix64()
             var problems: [String] = []
             var writes = [Int](repeating: 0, count: 4)
             var reads = 0

@@ -1,3 +1,4 @@
+import DIPCTestSupport
 import Foundation
 import Testing
 
@@ -44,7 +45,7 @@ struct CrashTests {
                     done.enter()
                     Thread {
                         defer { done.leave() }
-                        var g = SystemRandomNumberGenerator()
+                        var g = SplitMix64()
                         guard let c = try? Conn(port: port, timeout: 5) else { return }
                         while !stop.get {
                             let v = CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g)
@@ -132,7 +133,7 @@ struct CrashTests {
                 done.enter()
                 Thread {
                     defer { done.leave() }
-                    var g = SystemRandomNumberGenerator()
+                    var g = SplitMix64()
                     guard let c = try? Conn(port: port, timeout: 5) else { return }
                     while true {
                         let v = CheckedValue.make(length: Int.random(in: 512 * 1024...1024 * 1024, using: &g), using: &g)

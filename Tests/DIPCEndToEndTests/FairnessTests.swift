@@ -1,3 +1,4 @@
+import DIPCTestSupport
 import Foundation
 import Testing
 
@@ -76,7 +77,7 @@ struct FairnessTests {
             let options = ["--coordinator", policy]
             let a = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64, options: options)
             let b = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64, options: options)
-            var g = SystemRandomNumberGenerator()
+            var g = SplitMix64()
             let values = (0..<2).map { _ in CheckedValue.make(length: FairnessTests.valueSize, using: &g) }
             try a.connect().write(0, values[0])
 

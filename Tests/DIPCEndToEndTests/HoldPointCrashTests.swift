@@ -1,3 +1,4 @@
+import DIPCTestSupport
 import Foundation
 import Testing
 
@@ -117,7 +118,7 @@ extension CrashTests {
     @Test("a writer killed mid-copy leaves the previous whole value", arguments: E2E.builtBackends)
     func killedMidCopy(backend: String) throws {
         try withScope { scope in
-            var g = SystemRandomNumberGenerator()
+            var g = SplitMix64()
             let old = CheckedValue.make(length: 200 * 1024, using: &g)
             let new = CheckedValue.make(length: 200 * 1024, using: &g)
             let survivor = try scope.start(backend, mailboxKB: 256, packetKB: 64)

@@ -1,3 +1,4 @@
+import DIPCTestSupport
 import Foundation
 import Testing
 
@@ -59,7 +60,7 @@ struct TDBPersistenceTests {
             let db = scope.dir + "/killed.tdb"
             let s = try scope.start("tdb", options: ["--db", db])
             let c = try s.connect()
-            var g = SystemRandomNumberGenerator()
+            var g = SplitMix64()
             var last: [[UInt8]] = [[], [], [], []]
             var versions: [UInt64] = [0, 0, 0, 0]
             for i in 0..<40 {
@@ -91,7 +92,7 @@ struct TDBPersistenceTests {
                 done.enter()
                 Thread {
                     defer { done.leave() }
-                    var g = SystemRandomNumberGenerator()
+                    var g = SplitMix64()
                     guard let c = try? Conn(port: port, timeout: 5) else { return }
                     while true {
                         let v = CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g)

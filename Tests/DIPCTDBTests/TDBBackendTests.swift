@@ -1,5 +1,6 @@
 import CTDB
 import DIPCCore
+import DIPCTestSupport
 import Dispatch
 import Foundation
 import Glibc
@@ -73,7 +74,7 @@ struct TDBBackendTests {
     func corruptFile() throws {
         let scratch = try TDBScratch()
         defer { scratch.cleanUp() }
-        var generator = SystemRandomNumberGenerator()
+        var generator = SplitMix64()
         let garbage = (0..<8192).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let path = scratch.path("bad.tdb")
         #expect(FileManager.default.createFile(atPath: path, contents: Data(garbage)))

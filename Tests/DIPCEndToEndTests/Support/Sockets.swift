@@ -1,3 +1,4 @@
+import DIPCTestSupport
 import Foundation
 
 #if canImport(Glibc)
@@ -299,6 +300,6 @@ func keyValues(_ line: String) -> [String: String] {
 
 /// Random bytes.
 func randomBytes(_ count: Int) -> [UInt8] {
-    var g = SystemRandomNumberGenerator()
+    var g = SplitMix64()
     return (0..<count).map { _ in UInt8.random(in: 0...255, using: &g) }
 }
