@@ -177,14 +177,12 @@ bench-fairness: deps
 	$(SWIFT) build -c release --product dipc-bench
 	.build/release/dipc-bench fairness
 
-# The coordinator, backend and server tests under ThreadSanitizer (own scratch path).
-# Reports of the test process and of the servers it starts go to .build-tsan/reports;
-# any report fails the target. TSAN_FILTER picks the suites (a swift test --filter regex); the
-# default leaves out the backend conformance stress, whose per-byte value checks take over
-# half an hour under ThreadSanitizer (TSAN_FILTER=. runs everything).
+# The whole test suite under ThreadSanitizer (own scratch path). Reports of the test
+# process and of the servers it starts go to .build-tsan/reports; any report fails the
+# target. TSAN_FILTER narrows it to some suites (a swift test --filter regex).
 # Tests/tsan-suppressions.txt says which false positives are suppressed and why.
 TSAN_SCRATCH := .build-tsan
-TSAN_FILTER ?= DIPCCoreTests|DIPCEndToEndTests
+TSAN_FILTER ?= .
 tsan: deps
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
 	@rm -rf $(TSAN_SCRATCH)/reports && mkdir -p $(TSAN_SCRATCH)/reports

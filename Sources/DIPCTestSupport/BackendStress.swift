@@ -191,10 +191,15 @@ enum StressValue {
             raw.storeBytes(of: UInt32(truncatingIfNeeded: sequence).littleEndian, toByteOffset: 4, as: UInt32.self)
             raw.storeBytes(of: UInt64(length).littleEndian, toByteOffset: 8, as: UInt64.self)
             var offset = 16
+            // Plain loops: in a debug build, `stride` looks up tuple metadata on every step,
+            // under a runtime lock that 64 stress threads turn into a convoy (make tsan).
             while offset < length - 8 {
-                let word = random.next()
-                for shift in stride(from: 0, to: 64, by: 8) where offset < length - 8 {
-                    raw[offset] = UInt8(truncatingIfNeeded: word >> UInt64(shift))
+                var word = random.next()
+                var byte = 0
+                while byte < 8 && offset < length - 8 {
+                    raw[offset] = UInt8(truncatingIfNeeded: word)
+                    word >>= 8
+                    byte += 1
                     offset += 1
                 }
             }
