@@ -90,8 +90,9 @@ public struct RequestDecoder: Sendable {
 
     // MARK: - State
 
-    /// True when no partial request is buffered (nothing, or only bytes of ignored empty
-    /// lines). The server applies `--io-timeout` only when this is false.
+    /// True when no partial request is buffered (nothing, or only complete empty lines).
+    /// The server applies `--io-timeout` only when this is false: any byte of a line not
+    /// yet ended, even a lone `\r`, starts the clock.
     public var isIdle: Bool {
         switch phase {
         case .closed: return true
@@ -106,8 +107,7 @@ public struct RequestDecoder: Sendable {
                 case 0x0A:
                     index += 1
                 case 0x0D:
-                    if index + 1 == end { return true }  // maybe the start of "\r\n"
-                    if bytes[index + 1] != 0x0A { return false }
+                    if index + 1 == end || bytes[index + 1] != 0x0A { return false }
                     index += 2
                 default:
                     return false

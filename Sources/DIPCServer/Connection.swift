@@ -189,13 +189,15 @@ final class Connection: @unchecked Sendable {
     /// Runs a waiting request: retries `attempt` on every change of the mailbox until it
     /// succeeds or `waitMilliseconds` pass. With a `line` (`p`, `c`), the request first
     /// queues in the mailbox's waiting line and tries only at its head (arrival order).
-    /// `takes`: the request removes a message, so a client that may be gone (even only
-    /// half-closed) must not be served: it would take a message nobody receives.
-    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, line: QueueLineKind? = nil, takes: Bool = false,
+    /// `changesMailbox`: the request pushes or takes a message, so a client that may be
+    /// gone (even only half-closed) must not be served: its change would be made for
+    /// nobody, and a client that disconnects while waiting changes nothing (SPEC §2).
+    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, line: QueueLineKind? = nil,
+                                changesMailbox: Bool = false,
                                 _ attempt: () throws -> Value?) throws -> SharedStore.WaitOutcome<Value> {
         let deadline = monotonicSeconds() + Double(waitMilliseconds) / 1000
         let shouldAbandon = { [fd, server] in
-            server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: takes)
+            server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: changesMailbox)
         }
         // A request that may wait queues in arrival order; one with WAIT_MS 0 never waits,
         // so it takes (or pushes) what the mailbox allows now, without a place in line.
@@ -225,7 +227,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func push(_ mailbox: Int, _ data: [UInt8], waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds, line: .producers) {
+        let outcome = try waiting(mailbox, waitMilliseconds, line: .producers, changesMailbox: true) {
             try data.withUnsafeBytes { try store.push(mailbox, $0) }
         }
         switch outcome {
@@ -241,7 +243,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func consume(_ mailbox: Int, waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds, line: .consumers, takes: true) {
+        let outcome = try waiting(mailbox, waitMilliseconds, line: .consumers, changesMailbox: true) {
             try store.take(mailbox, into: &value)
         }
         switch outcome {

@@ -49,15 +49,21 @@ struct LimitsTests {
         }
     }
 
-    @Test("--io-timeout 1: a stalled header gets `err timeout`", arguments: E2E.builtBackends)
+    @Test("--io-timeout 1: a stalled header (even a lone \\r) gets `err timeout`", arguments: E2E.builtBackends)
     func ioTimeoutStalledHeader(backend: String) throws {
         try withServer(backend, options: ["--io-timeout", "1"]) { server, _ in
-            let c = try server.connect()
-            try c.send("r 1")
-            c.timeout = 8
-            let line = try c.readLine()
-            #expect(line.hasPrefix("err timeout"), "stalled header `r 1` got \(line.debugDescription)")
-            #expect(c.waitForClose() == .closed)
+            // Both stall at once: one timeout period covers the two.
+            let stalled = try ["r 1", "\r"].map { header in
+                let c = try server.connect()
+                try c.send(header)
+                c.timeout = 8
+                return (header, c)
+            }
+            for (header, c) in stalled {
+                let line = try c.readLine()
+                #expect(line.hasPrefix("err timeout"), "stalled header \(header.debugDescription) got \(line.debugDescription)")
+                #expect(c.waitForClose() == .closed)
+            }
         }
     }
 

@@ -321,6 +321,32 @@ struct QueueAndWatchTests {
         }
     }
 
+    @Test("a client that disconnects (FIN) while waiting in `p` pushes nothing", arguments: E2E.builtBackends)
+    func disconnectWhilePushing(backend: String) throws {
+        try withServer(backend) { server, _ in
+            let b = try server.connect()
+            // A full mailbox: 4096 - 8 bytes of message plus its 8-byte overhead.
+            let full = [UInt8](repeating: 0x46, count: 4096 - 8)
+            #expect(try b.write(1, full) == 1)
+            let a = try server.connect()
+            try a.send("p 1 4 5000\nLATE")
+            #expect(a.staysSilent(for: Self.blockedCheck), "p 1 4 5000 into a full mailbox answered at once")
+            a.close()  // an orderly close (FIN), as most clients end a connection
+            let gone = waitUntil(timeout: 4, interval: 0.05) {
+                (try? keyValues(b.request("s"))["connections"]) == "1"
+            }
+            #expect(gone, "server still counts the pushing client 4 s after it closed (WAIT_MS is 5000)")
+            // Make room: the departed client's push must not land in it.
+            try b.send("c 1\n")
+            let took = try b.readLine()
+            #expect(took == "ok \(full.count) 2", "c 1 on the full mailbox -> \(took.debugDescription)")
+            if took.hasPrefix("ok ") { #expect(try b.readBytes(full.count) == full) }
+            let after = try b.request("c 1")
+            #expect(after.hasPrefix("err empty"), "c 1 after the pushing client left -> \(after.debugDescription) (its push was made for nobody)")
+            #expect(try b.request("r 1") == "ok 0 2", "mailbox 1 changed after the pushing client left")
+        }
+    }
+
     @Test("dipcrm: a client blocked in `c` gets `err shutdown` and EOF; dipcrm exits 0 promptly", arguments: E2E.builtBackends)
     func shutdownWakesWaiters(backend: String) throws {
         try withScope { scope in

@@ -28,10 +28,14 @@ struct IdleTests {
         #expect(decoder.isIdle)
         #expect(decoder.next() == nil)
         #expect(decoder.isIdle)
+        // A lone `\r` is a line not yet ended: a client stalling after it is timed out.
         decoder.append(bytes("\r"))
         #expect(decoder.next() == nil)
+        #expect(!decoder.isIdle)
+        decoder.append(bytes("\n"))
+        #expect(decoder.next() == nil)
         #expect(decoder.isIdle)
-        decoder.append(bytes("\r"))
+        decoder.append(bytes("\r\r"))
         #expect(decoder.next() == nil)
         #expect(!decoder.isIdle)
     }
