@@ -27,30 +27,26 @@ public struct RunningServer: Sendable {
 }
 
 extension RuntimeDirectory {
-    /// Every server with a record here (`dipc-PORT.record`), sorted by port, each marked
-    /// running or dead. A record that cannot be read or names no process is skipped.
-    /// Never changes anything: cleaning up after a dead server is `dipcrm`'s job.
+    /// Every server with a record here (`dipc-PORT.record`, and the records of crashed
+    /// servers whose port a new server took), sorted by port, each marked running or dead.
+    /// A record that cannot be read or names no process is skipped. Never changes
+    /// anything: cleaning up after a dead server is `dipcrm`'s job.
     public func runningServers() -> [RunningServer] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var ports: [Int] = []
-        while let entry = readdir(dir) {
-            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard file.hasPrefix("dipc-"), file.hasSuffix(".record"),
-                let port = Int(file.dropFirst(5).dropLast(7)), (1...65535).contains(port)
-            else { continue }
-            ports.append(port)
+        var ports = Set<Int>()
+        for file in fileNames() where file.hasPrefix("dipc-") && file.hasSuffix(".record") {
+            // dipc-PORT.record or dipc-PORT.crashed-PID.record
+            let middle = file.dropFirst(5).dropLast(7)
+            guard let port = Int(middle.prefix(while: { $0 != "." })), (1...65535).contains(port) else { continue }
+            ports.insert(port)
         }
-        return ports.sorted().compactMap { port in
-            guard let record = RuntimeRecord.read(from: recordPath(port: port)), let process = record.process else {
-                return nil
+        return ports.sorted().flatMap { port in
+            ([recordPath(port: port)] + crashedRecordPaths(port: port)).compactMap { path -> RunningServer? in
+                guard let record = RuntimeRecord.read(from: path), let process = record.process else { return nil }
+                let alive = process.isAlive
+                return RunningServer(
+                    port: port, record: record, state: alive ? .running : .dead,
+                    uptimeSeconds: alive ? Self.secondsSinceStart(process) : nil)
             }
-            let alive = process.isAlive
-            return RunningServer(
-                port: port, record: record, state: alive ? .running : .dead,
-                uptimeSeconds: alive ? Self.secondsSinceStart(process) : nil)
         }
     }
 

@@ -20,6 +20,29 @@ public struct RuntimeDirectory: Sendable {
     public func recordPath(port: Int) -> String { "\(path)/dipc-\(port).record" }
     public func logPath(port: Int) -> String { "\(path)/dipc-\(port).log" }
 
+    /// Where the record of a crashed server (pid `pid`) is kept once a new server has
+    /// taken its port, so that `dipcrm PORT` still cleans up what it left behind.
+    public func crashedRecordPath(port: Int, pid: Int32) -> String { "\(path)/dipc-\(port).crashed-\(pid).record" }
+
+    /// The records of crashed servers kept for `port` (see `crashedRecordPath`), sorted.
+    public func crashedRecordPaths(port: Int) -> [String] {
+        let prefix = "dipc-\(port).crashed-"
+        return fileNames().filter { $0.hasPrefix(prefix) && $0.hasSuffix(".record") }.sorted().map { "\(path)/\($0)" }
+    }
+
+    /// The names of the directory's entries (none when it cannot be read).
+    func fileNames() -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            })
+        }
+        return names
+    }
+
     /// Creates the directory (and missing parents) with mode 0700. Throws when it
     /// cannot, or when it exists but is not a directory owned by this user.
     public func create() throws {

@@ -83,9 +83,10 @@ public enum ServerLauncher {
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
         let recordPath = runtime.recordPath(port: config.port)
-        if let existing = RuntimeRecord.read(from: recordPath), let owner = existing.process, owner.isAlive {
+        let previous = RuntimeRecord.read(from: recordPath)
+        if let previous, let owner = previous.process, owner.isAlive {
             // Another address on the same port: its record must not be overwritten.
-            return fail("port \(config.port) already has a dipc server (pid \(owner.pid), on \(existing["bind"] ?? "?")); stop it with dipcrm \(config.port) first")
+            return fail("port \(config.port) already has a dipc server (pid \(owner.pid), on \(previous["bind"] ?? "?")); stop it with dipcrm \(config.port) first")
         }
         let listener: ListeningSocket
         do {
@@ -93,12 +94,30 @@ public enum ServerLauncher {
         } catch {
             return fail("\(error)")
         }
+        // A crashed server's record is set aside, never overwritten: `dipcrm PORT` must
+        // still be able to clean up what it left behind. A failed start puts it back.
+        var setAside: String?
+        if let crashed = previous?.process {
+            let path = runtime.crashedRecordPath(port: config.port, pid: crashed.pid)
+            guard rename(recordPath, path) == 0 else {
+                let error = SystemError.last("rename(\(recordPath), \(path))")
+                close(listener.fd)
+                return fail("cannot set aside the record of the crashed server on port \(config.port): \(error)")
+            }
+            setAside = path
+        }
+        /// Undoes this start's record: ours removed, a crashed server's put back.
+        func withdrawRecord() {
+            unlink(recordPath)
+            if let setAside { rename(setAside, recordPath) }
+        }
         // A first record before the store exists lets dipcrm clean up if this process
         // is killed while it creates the store.
         do {
             try record(for: request, store: nil).write(to: recordPath)
         } catch {
             close(listener.fd)
+            withdrawRecord()
             return fail("cannot write the runtime record \(recordPath): \(error)")
         }
         let store: SharedStore
@@ -106,19 +125,29 @@ public enum ServerLauncher {
             store = try openStore()
         } catch {
             close(listener.fd)
-            unlink(recordPath)
+            withdrawRecord()
             return fail("cannot open store \"\(request.storeName)\": \(error)")
         }
         let server: Server
+        let serving = record(for: request, store: store)
         do {
             server = try Server(configuration: config, listener: listener, store: store, logger: logger)
             try server.start()
-            try record(for: request, store: store).write(to: recordPath)
+            try serving.write(to: recordPath)
         } catch {
             close(listener.fd)
-            unlink(recordPath)
-            try? store.detach()
+            withdrawRecord()
+            _ = try? store.detach()
             return fail("\(error)")
+        }
+        if let setAside, let previous {
+            if Self.sameStore(previous, serving) {
+                // This server now holds that store; its own stop or dipcrm removes it.
+                unlink(setAside)
+            } else {
+                logger.warning("kept the record of the crashed server on this port: dipcrm \(config.port) cleans up its store too",
+                               metadata: ["record": "\(setAside)", "store": "\(previous["name"] ?? "?")"])
+            }
         }
         let line = "dipc: serving \(request.geometry.mailboxes) mailboxes of \(request.geometry.mailboxSize) bytes on "
             + "\(displayAddress(config.bindAddress)):\(config.port) (backend \(config.backendName), name \(request.storeName), "
@@ -152,6 +181,11 @@ public enum ServerLauncher {
         unlink(recordPath)
         logger.info("stopped")
         return 0
+    }
+
+    /// Whether two records name the same store (backend, name and, for tdb, file).
+    private static func sameStore(_ a: RuntimeRecord, _ b: RuntimeRecord) -> Bool {
+        a["backend"] == b["backend"] && a["name"] == b["name"] && a["db"] == b["db"]
     }
 
     /// The runtime record; without `store` (not opened yet) it lacks the slot and IPC ids.

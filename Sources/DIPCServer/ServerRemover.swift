@@ -30,28 +30,49 @@ public struct ServerRemover {
     public func remove() -> Outcome {
         var outcome = Outcome()
         let path = runtime.recordPath(port: port)
-        guard let record = RuntimeRecord.read(from: path), let process = record.process else {
+        let crashed = runtime.crashedRecordPaths(port: port)
+        if let record = RuntimeRecord.read(from: path), let process = record.process {
+            stop(process, recordedAt: path, record: record, into: &outcome)
+        } else {
             if access(path, F_OK) == 0 {
                 unlink(path)
                 outcome.messages.append("dipcrm: removed an unreadable runtime record \(path)")
             }
-            outcome.failure = "no dipc server on port \(port)"
-            return outcome
+            if crashed.isEmpty {
+                outcome.failure = "no dipc server on port \(port)"
+                return outcome
+            }
         }
+        if outcome.failure != nil { return outcome }
+        // Servers that crashed on this port before another one took it over.
+        for crashedPath in crashed {
+            guard let record = RuntimeRecord.read(from: crashedPath), let process = record.process, !process.isAlive else {
+                continue
+            }
+            if let owner = Self.owner(of: crashedPath), owner != geteuid() { continue }
+            outcome.messages.append("dipcrm: an earlier dipc server on port \(port) (pid \(process.pid)) had crashed; cleaning up after it")
+            cleanUp(record, recordedAt: crashedPath, into: &outcome)
+        }
+        return outcome
+    }
+
+    /// Stops the live server `process` recorded at `path` (or notes that it crashed),
+    /// then cleans up what it leaves.
+    private func stop(_ process: ProcessIdentity, recordedAt path: String, record: RuntimeRecord, into outcome: inout Outcome) {
         if let owner = Self.owner(of: path), owner != geteuid() {
             outcome.failure = "the runtime record \(path) belongs to uid \(owner), not to you (uid \(geteuid())); not touching it"
-            return outcome
+            return
         }
         if process.isAlive, let owner = Self.owner(of: "/proc/\(process.pid)"), owner != geteuid() {
             outcome.failure = "the dipc server on port \(port) (pid \(process.pid)) belongs to uid \(owner), not to you (uid \(geteuid())); not touching it"
-            return outcome
+            return
         }
         if process.isAlive {
             kill(process.pid, SIGTERM)
             if waitForExit(of: process, seconds: stopTimeoutSeconds) {
                 if access(path, F_OK) != 0 {
                     outcome.messages.append("dipcrm: stopped the dipc server on port \(port) (pid \(process.pid))")
-                    return outcome
+                    return
                 }
                 outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) exited without cleaning up")
             } else {
@@ -62,6 +83,11 @@ public struct ServerRemover {
         } else {
             outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) had crashed; cleaning up after it")
         }
+        cleanUp(record, recordedAt: path, into: &outcome)
+    }
+
+    /// Cleans up the store of the dead server `record` names, then removes the record.
+    private func cleanUp(_ record: RuntimeRecord, recordedAt path: String, into outcome: inout Outcome) {
         do {
             outcome.messages.append("dipcrm: " + (try cleanUpStore(record)))
         } catch {
@@ -69,7 +95,6 @@ public struct ServerRemover {
         }
         unlink(path)
         outcome.messages.append("dipcrm: removed the runtime record \(path)")
-        return outcome
     }
 
     /// The user owning `path` (for `/proc/PID`, the process's effective uid), or nil

@@ -178,4 +178,50 @@ struct CrashTests {
             #expect(scope.recordedPorts().isEmpty, "records left: \(scope.recordedPorts())")
         }
     }
+
+    @Test("a failed start on a crashed server's port keeps its record: dipcrm still cleans up after it", arguments: E2E.builtBackends)
+    func failedStartKeepsCrashedRecord(backend: String) throws {
+        try withScope { scope in
+            let s = try scope.start(backend, mailboxes: 3)
+            try s.connect().write(0, "x")
+            s.kill(SIGKILL)
+            #expect(s.waitGone(timeout: 5))
+            #expect(!s.storeObjects().isEmpty, "harness sees no store objects of the killed server")
+            // Same store name, other geometry: refused, and the crashed server's record stays.
+            let refused = try scope.dipc(Scope.arguments(
+                backend: backend, name: s.name, options: [], mailboxes: 4, mailboxKB: 4, port: s.port, packetKB: 1))
+            #expect(refused.status == 1, "\(refused)")
+            #expect(scope.readRecord(s.port)?["pid"] == String(s.pid), "the crashed server's record after a failed start: \(String(describing: scope.readRecord(s.port)))")
+            let rm = try scope.dipcrm(s.port)
+            #expect(rm.status == 0 && rm.out.contains("crashed"), "\(rm)")
+            waitUntil(timeout: 3) { leftovers(of: s, in: scope).isEmpty }
+            #expect(leftovers(of: s, in: scope).isEmpty, "after dipcrm: \(leftovers(of: s, in: scope))")
+        }
+    }
+
+    @Test("a new server with another store on a crashed server's port: dipcrm stops it and cleans up after both", arguments: E2E.builtBackends)
+    func newServerOnCrashedPort(backend: String) throws {
+        try withScope { scope in
+            let crashed = try scope.start(backend)
+            try crashed.connect().write(0, "x")
+            crashed.kill(SIGKILL)
+            #expect(crashed.waitGone(timeout: 5))
+            #expect(!crashed.storeObjects().isEmpty, "harness sees no store objects of the killed server")
+            let other = try scope.start(backend, name: scope.newName(), port: crashed.port)
+            #expect(try other.connect().write(1, "y") == 1)
+            let listed = try scope.client(["ls"])
+            #expect(listed.status == 0 && listed.out.contains(crashed.name) && listed.out.contains(other.name),
+                    "dipc-client ls should show the live server and the crashed one: \(listed)")
+            let rm = try scope.dipcrm(crashed.port)
+            #expect(rm.status == 0, "\(rm)")
+            #expect(rm.out.contains("stopped") && rm.out.contains("crashed"), "dipcrm should stop one and clean up the other: \(rm)")
+            waitUntil(timeout: 3) { leftovers(of: crashed, in: scope).isEmpty && leftovers(of: other, in: scope).isEmpty }
+            #expect(leftovers(of: crashed, in: scope).isEmpty, "the crashed server's leftovers: \(leftovers(of: crashed, in: scope))")
+            #expect(leftovers(of: other, in: scope).isEmpty, "the second server's leftovers: \(leftovers(of: other, in: scope))")
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: scope.runtimeDir)) ?? []
+            #expect(!files.contains { $0.hasSuffix(".record") }, "records left: \(files)")
+            let again = try scope.dipcrm(crashed.port)
+            #expect(again.status == 1, "nothing left to stop: \(again)")
+        }
+    }
 }

@@ -187,8 +187,9 @@ final class Scope {
     func recordedPorts() -> [Int] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: runtimeDir)) ?? []
         return files.compactMap { f in
+            // dipc-PORT.record, or dipc-PORT.crashed-PID.record (a crashed server's, kept)
             guard f.hasPrefix("dipc-"), f.hasSuffix(".record") else { return nil }
-            return Int(f.dropFirst(5).dropLast(7))
+            return Int(f.dropFirst(5).dropLast(7).prefix(while: { $0 != "." }))
         }
     }
 
