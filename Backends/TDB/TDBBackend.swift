@@ -21,10 +21,13 @@ public enum TDBBackend {
     /// Opens store `name` kept in the TDB file at `databasePath` (creating the file when
     /// `create` is true and it is missing). Nil when `create` is false and the store's
     /// shared control map does not exist (no server attached, nothing to clean).
-    public static func open(name: String, geometry: StoreGeometry, databasePath: String, sync: Bool,
-                            create: Bool) throws -> BlockBackend? {
-        try open(name: name, geometry: geometry, databasePath: databasePath, sync: sync, create: create,
-                 stateDirectory: TDBLocation.stateDirectory())
+    /// A new file records `policy`; an existing file that recorded another policy is
+    /// refused (`StoreError.coordinatorMismatch`), even when no server is attached. A nil
+    /// `policy` records and checks nothing.
+    public static func open(name: String, geometry: StoreGeometry, policy: CoordinatorPolicy? = nil,
+                            databasePath: String, sync: Bool, create: Bool) throws -> BlockBackend? {
+        try open(name: name, geometry: geometry, policy: policy, databasePath: databasePath, sync: sync,
+                 create: create, stateDirectory: TDBLocation.stateDirectory())
     }
 
     /// The shm object holding the control region of the TDB file with this identity.
@@ -33,8 +36,8 @@ public enum TDBBackend {
     }
 
     /// `open`, with the state directory (where missing directories may be created) given.
-    static func open(name: String, geometry: StoreGeometry, databasePath: String, sync: Bool, create: Bool,
-                     stateDirectory: String) throws -> TDBBlockBackend? {
+    static func open(name: String, geometry: StoreGeometry, policy: CoordinatorPolicy? = nil, databasePath: String,
+                     sync: Bool, create: Bool, stateDirectory: String) throws -> TDBBlockBackend? {
         let hashSize = TDBLocation.hashSize(for: geometry)
         let estimate = TDBLocation.estimatedFileSize(for: geometry, hashSize: Int(hashSize))
         guard let estimate, estimate <= TDBLocation.fileLimit else {
@@ -60,8 +63,8 @@ public enum TDBBackend {
                     control.unmap()
                     return nil
                 }
-                return try finishOpen(name: name, geometry: geometry, file: file, control: control, sync: sync,
-                                      create: false)
+                return try finishOpen(name: name, geometry: geometry, policy: policy, file: file, control: control,
+                                      sync: sync, create: false)
             } catch {
                 control.unmap()
                 throw error
@@ -73,14 +76,15 @@ public enum TDBBackend {
         else { throw StoreError.unavailable("cannot create TDB file \(path)") }
         let control: POSIXSegment
         do {
-            try prepareHeader(file: file, geometry: geometry, name: name, sync: sync, create: true)
+            try prepareHeader(file: file, geometry: geometry, policy: policy, name: name, sync: sync, create: true)
             control = try POSIXSegment.open(objectName: controlObjectName(for: file.id), size: controlSize, create: true)!
         } catch {
             try? file.release()
             throw error
         }
         do {
-            return try finishOpen(name: name, geometry: geometry, file: file, control: control, sync: sync, create: true)
+            return try finishOpen(name: name, geometry: geometry, policy: policy, file: file, control: control,
+                                  sync: sync, create: true)
         } catch {
             control.unmap()
             if control.created { try? control.remove() }
@@ -90,10 +94,12 @@ public enum TDBBackend {
 
     /// Checks the file's header and the control map's size, then wraps both. Releases
     /// `file` when it throws (the caller disposes of `control`).
-    private static func finishOpen(name: String, geometry: StoreGeometry, file: TDBFile, control: POSIXSegment,
-                                   sync: Bool, create: Bool) throws -> TDBBlockBackend {
+    private static func finishOpen(name: String, geometry: StoreGeometry, policy: CoordinatorPolicy?, file: TDBFile,
+                                   control: POSIXSegment, sync: Bool, create: Bool) throws -> TDBBlockBackend {
         do {
-            if !create { try prepareHeader(file: file, geometry: geometry, name: name, sync: sync, create: false) }
+            if !create {
+                try prepareHeader(file: file, geometry: geometry, policy: policy, name: name, sync: sync, create: false)
+            }
             let needed = StoreLayout.controlSize(for: geometry)
             if control.size < needed {
                 // Made by a server of another geometry: say which, when its header is readable.
@@ -119,11 +125,11 @@ public enum TDBBackend {
 
     /// Validates the file's DIPC header; writes it (in a transaction) into a file that
     /// has no records yet when `create`.
-    private static func prepareHeader(file: TDBFile, geometry: StoreGeometry, name: String, sync: Bool,
-                                      create: Bool) throws {
+    private static func prepareHeader(file: TDBFile, geometry: StoreGeometry, policy: CoordinatorPolicy?, name: String,
+                                      sync: Bool, create: Bool) throws {
         let path = file.path
         let validate = { (bytes: UnsafeRawBufferPointer) throws in
-            try TDBRecords.validateHeader(bytes, geometry: geometry, name: name, path: path)
+            try TDBRecords.validateHeader(bytes, geometry: geometry, policy: policy, name: name, path: path)
         }
         try file.withContext { tdb in
             if try TDB.read(tdb, TDBRecords.headerKey, path: path, validate) != nil { return }
@@ -136,7 +142,7 @@ public enum TDBBackend {
                 guard !TDB.hasRecords(tdb) else {
                     throw StoreError.corrupt(name: name, reason: "\(path) is a TDB file with other records and no DIPC header")
                 }
-                try TDBRecords.encodeHeader(geometry).withUnsafeBytes {
+                try TDBRecords.encodeHeader(geometry, policy: policy).withUnsafeBytes {
                     try TDB.store(tdb, TDBRecords.headerKey, $0, flag: TDB_INSERT, path: path)
                 }
                 return (true, ())

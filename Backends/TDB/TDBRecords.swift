@@ -3,7 +3,8 @@ import DIPCCore
 /// The records of a DIPC TDB file. All integers are little-endian.
 ///
 /// - `dipc:header` (32 bytes): magic `"DIPCTDB1"` (u64), format version (u32),
-///   reserved (u32), mailboxes (u64), mailbox size in bytes (u64).
+///   coordinator policy (u32: `CoordinatorPolicy.storedCode`, 0 when not recorded, as in
+///   files made before it was), mailboxes (u64), mailbox size in bytes (u64).
 /// - `m:N` for mailbox N (decimal): version (u64), message count (u64), offset of the
 ///   newest message in the list (u64), then the list: messages as `[u64 length][bytes]`,
 ///   oldest first, exactly as in a mapped slot; the list's length obeys `StoreLayout.fits`.
@@ -18,20 +19,22 @@ enum TDBRecords {
 
     static func mailboxKey(_ mailbox: Int) -> String { "m:\(mailbox)" }
 
-    static func encodeHeader(_ geometry: StoreGeometry) -> [UInt8] {
+    static func encodeHeader(_ geometry: StoreGeometry, policy: CoordinatorPolicy?) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: headerSize)
         bytes.withUnsafeMutableBytes { p in
             p.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt64.self)
             p.storeBytes(of: formatVersion.littleEndian, toByteOffset: 8, as: UInt32.self)
+            p.storeBytes(of: (policy?.storedCode ?? 0).littleEndian, toByteOffset: 12, as: UInt32.self)
             p.storeBytes(of: UInt64(geometry.mailboxes).littleEndian, toByteOffset: 16, as: UInt64.self)
             p.storeBytes(of: UInt64(geometry.mailboxSize).littleEndian, toByteOffset: 24, as: UInt64.self)
         }
         return bytes
     }
 
-    /// Throws unless `bytes` is a DIPC header of this format for `geometry`.
-    static func validateHeader(_ bytes: UnsafeRawBufferPointer, geometry: StoreGeometry, name: String,
-                               path: String) throws {
+    /// Throws unless `bytes` is a DIPC header of this format for `geometry` and, when
+    /// both the header and the caller name one, `policy`.
+    static func validateHeader(_ bytes: UnsafeRawBufferPointer, geometry: StoreGeometry, policy: CoordinatorPolicy?,
+                               name: String, path: String) throws {
         guard bytes.count == headerSize, load(UInt64.self, bytes, 0) == magic else {
             throw StoreError.corrupt(name: name, reason: "\(path) is a TDB file but its \(headerKey) record is not a DIPC header")
         }
@@ -44,6 +47,11 @@ enum TDBRecords {
         guard mailboxes == UInt64(geometry.mailboxes), size == UInt64(geometry.mailboxSize) else {
             let existing = StoreGeometry(mailboxes: Int(clamping: max(mailboxes, 1)), mailboxSize: Int(clamping: max(size, 1)))
             throw StoreError.geometryMismatch(name: name, existing: existing, requested: geometry)
+        }
+        let storedPolicy = load(UInt32.self, bytes, 12)
+        if let policy, storedPolicy != 0, storedPolicy != policy.storedCode {
+            let existing = CoordinatorPolicy(storedCode: storedPolicy)?.rawValue ?? "unknown (code \(storedPolicy))"
+            throw StoreError.coordinatorMismatch(name: name, existing: existing, requested: policy.rawValue)
         }
     }
 

@@ -16,8 +16,8 @@ public enum BackendCatalog {
             return try POSIXBackend.open(name: spec.name, geometry: spec.geometry, create: create)
         case .tdb:
             guard let path = spec.databasePath else { throw StoreError.unavailable("the tdb backend needs a database path") }
-            return try TDBBackend.open(name: spec.name, geometry: spec.geometry, databasePath: path, sync: spec.sync,
-                                       create: create)
+            return try TDBBackend.open(name: spec.name, geometry: spec.geometry, policy: spec.policy, databasePath: path,
+                                       sync: spec.sync, create: create)
         }
     }
 

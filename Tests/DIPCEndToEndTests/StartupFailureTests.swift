@@ -145,6 +145,23 @@ struct StartupFailureTests {
         }
     }
 
+    @Test("tdb: the file keeps its coordinator; another one fails even with no server running", .enabled(if: E2E.hasTDB))
+    func tdbCoordinatorPersists() throws {
+        try withScope { scope in
+            let a = try scope.start("tdb", options: ["--coordinator", "fifo"])
+            #expect(try a.connect().write(0, "kept") == 1)
+            #expect(try scope.dipcrm(a.port).status == 0)
+            let port = try freePort()
+            let r = try scope.dipc(
+                Scope.arguments(backend: "tdb", name: scope.name, options: ["--coordinator", "phase-fair"],
+                    mailboxes: 4, mailboxKB: 4, port: port, packetKB: 1))
+            Self.expectCleanFailure(r, scope: scope, port: port, names: [scope.name])
+            #expect(r.err.contains("fifo coordinator"), "message should name the store's coordinator: \(r)")
+            let b = try scope.start("tdb", port: port, options: ["--coordinator", "fifo"])
+            #expect(try b.connect().read(0) == (Array("kept".utf8), 1), "the store after the refused start")
+        }
+    }
+
     @Test("a geometry too large for the backend fails cleanly", arguments: E2E.builtBackends)
     func geometryTooLarge(backend: String) throws {
         try withScope { scope in

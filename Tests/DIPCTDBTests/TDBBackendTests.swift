@@ -138,6 +138,26 @@ struct TDBBackendTests {
         #expect(resolve(["HOME": "/h"]) == "/h/.local/state/dipc")
     }
 
+    @Test("a file records its coordinator: another policy is refused even with no server attached")
+    func coordinatorRecorded() throws {
+        let scratch = try TDBScratch()
+        defer { scratch.cleanUp() }
+        let a = try #require(try scratch.open("p.tdb", small, policy: .fifo))
+        _ = try a.write(0, "keep")
+        try a.close(removing: true)  // the last server: the control map is gone, the file stays
+        let error = #expect(throws: StoreError.self) { try scratch.open("p.tdb", small, policy: .phaseFair) }
+        #expect(error == .coordinatorMismatch(name: "t", existing: "fifo", requested: "phase-fair"))
+        #expect(scratch.controlName("p.tdb").map(devShmExists) == false, "a refused open leaves no control map")
+        let b = try #require(try scratch.open("p.tdb", small, policy: .fifo))
+        #expect(try b.read(0) == ("keep", 1))
+        try b.close(removing: true)
+        // A file that recorded no policy (made before it was recorded) takes either.
+        let c = try #require(try scratch.open("none.tdb", small))
+        try c.close(removing: true)
+        let d = try #require(try scratch.open("none.tdb", small, policy: .phaseFair))
+        try d.close(removing: true)
+    }
+
     @Test("a geometry beyond TDB's 4 GiB file limit is refused before any file exists")
     func tooLarge() throws {
         let scratch = try TDBScratch()

@@ -22,11 +22,11 @@ final class TDBScratch: @unchecked Sendable {
 
     /// Opens a backend on `file` (relative to the scratch directory unless absolute),
     /// remembering it for clean-up.
-    func open(_ file: String, _ geometry: StoreGeometry, name: String = "t", sync: Bool = false, create: Bool = true,
-              stateDirectory: String? = nil) throws -> TDBBlockBackend? {
+    func open(_ file: String, _ geometry: StoreGeometry, name: String = "t", policy: CoordinatorPolicy? = nil,
+              sync: Bool = false, create: Bool = true, stateDirectory: String? = nil) throws -> TDBBlockBackend? {
         let full = file.hasPrefix("/") ? file : path(file)
-        let backend = try TDBBackend.open(name: name, geometry: geometry, databasePath: full, sync: sync, create: create,
-                                          stateDirectory: stateDirectory ?? dir + "/state-not-used")
+        let backend = try TDBBackend.open(name: name, geometry: geometry, policy: policy, databasePath: full, sync: sync,
+                                          create: create, stateDirectory: stateDirectory ?? dir + "/state-not-used")
         if let backend {
             controlNames.insert(backend.controlSegment.objectName)
             backends.append(backend)
