@@ -178,16 +178,17 @@ struct HeaderParser {
         case 1:
             return syntax(fields.hasEmptyField ? Self.emptyFieldMessage : "usage: w N LEN | w N")
         default:
-            // The data length cannot be known, so the data cannot be skipped.
-            return syntax(
-                fields.hasEmptyField ? Self.emptyFieldMessage : "usage: w N LEN | w N", closes: true)
+            return extraFields(usage: "usage: w N LEN | w N")
         }
     }
 
     private func parsePush() -> HeaderOutcome {
         guard fields.count == 3 || fields.count == 4 else {
-            return syntax(
-                fields.hasEmptyField ? Self.emptyFieldMessage : "usage: p N LEN [WAIT_MS]", closes: true)
+            // Without a LEN no data is announced: nothing to skip, the connection stays open.
+            if fields.count < 3 {
+                return syntax(fields.hasEmptyField ? Self.emptyFieldMessage : "usage: p N LEN [WAIT_MS]")
+            }
+            return extraFields(usage: "usage: p N LEN [WAIT_MS]")
         }
         guard let length = number(2) else { return syntax(badNumber(2, "length"), closes: true) }
         guard let n = number(1) else {
@@ -212,6 +213,14 @@ struct HeaderParser {
     }
 
     // MARK: - Helpers
+
+    /// A `w`/`p` with more fields than it takes: its data (LEN, the third field, bytes)
+    /// is skipped like any other rejected write's, unless LEN is malformed.
+    private func extraFields(usage: String) -> HeaderOutcome {
+        let message = fields.hasEmptyField ? Self.emptyFieldMessage : usage
+        guard let length = number(2) else { return syntax(message, closes: true) }
+        return dropOrClose(length: length, message: message)
+    }
 
     /// A syntax error in a `w`/`p` whose LEN is valid: the data is dropped and the
     /// connection stays open, unless LEN is more than a mailbox holds.

@@ -26,6 +26,8 @@ struct HostileClientTests {
             ("c 0 \(over)", "syntax"), ("q \(over)", "syntax"), ("r -0", "syntax"), ("c -1", "syntax"),
             ("c 0 -5", "syntax"), ("r 1e3", "syntax"), ("r 0x1", "syntax"), ("r \u{FF11}", "syntax"), ("r 1.0", "syntax"),
             ("r 0 0 3600001", "syntax"), ("c 0 3600001", "syntax"), ("r 0 -1 0", "syntax"),
+            // A push without LEN announces no data: nothing to skip.
+            ("p", "syntax"), ("p 1", "syntax"),
             ("r 4", "range"), ("c 4", "range"), ("r 4 0 0", "range"), ("r 18446744073709551615 0 0", "range"),
         ]
         var out = lines.map { (Array(($0.0 + "\n").utf8), $0.1) }
@@ -35,6 +37,8 @@ struct HostileClientTests {
             ("p 9 3\nr 0", "range"), ("p 9 3 0\nabc", "range"), ("p \(over) 3\nabc", "syntax"),
             ("p 0 3 x\nabc", "syntax"), ("p 0 3 \(over)\nabc", "syntax"), ("p 0 3 3600001\nw 1", "syntax"),
             ("w \(over)\nw 0 1\n", "syntax"), ("w 9\nw 0 1\n", "range"), ("w \u{0}\nabc\n", "syntax"),
+            // Extra fields after a well-formed LEN (the third field): wrong field count, data skipped.
+            ("w 1 3 3\nw 0", "syntax"), ("w 1 3 3 4 5\nabc", "syntax"), ("p 1 3 3 4\nr 0", "syntax"),
         ]
         out += dropped.map { (Array($0.0.utf8), $0.1) }
         return out
@@ -74,7 +78,7 @@ struct HostileClientTests {
             (Array((String(repeating: "r", count: 255) + "\r\n").utf8), "syntax"),
         ]
         let lines: [(String, String)] = [
-            ("w 1 2 3", "syntax"), ("w 1 2 3 4 5", "syntax"), ("p", "syntax"), ("p 1", "syntax"), ("p 1 2 3 4", "syntax"),
+            ("w 1 x 3", "syntax"), ("w 1 -2 3 4 5", "syntax"), ("p 1 x 3 4", "syntax"),
             ("p 1 -3", "syntax"), ("p 1 \(over)", "syntax"), ("p 1 3x", "syntax"), ("w 1 5\u{0}", "syntax"),
             ("p 0 5000 x", "syntax"), ("w \(over) 5000", "syntax"),
             ("p 1 4097", "size"), ("p 9 4097 0", "size"), ("w 9 18446744073709551615", "size"),

@@ -80,11 +80,23 @@ struct ErrorTests {
     // MARK: w / p syntax
 
     @Test(arguments: [
-        "w 1 x\n", "w 1 2 3\n", "w 1 -2\n", "w 1 +2\n", "w 1 \n", "w 1 2 \n", "w 1 18446744073709551616\n",
-        "w x y\n", "p\n", "p 1\n", "p x\n", "p 1 2 3 4\n", "p 1 x\n", "p 1 x 5\n", "p 1 \n", "p 1 -1\n",
+        "w 1 x\n", "w 1 -2\n", "w 1 +2\n", "w 1 \n", "w 1 18446744073709551616\n", "w x y\n", "w 1 x 3\n",
+        "p 1 x\n", "p 1 x 5\n", "p 1 \n", "p 1 -1\n", "p 1 x 3 4\n",
     ])
     func malformedLengthClosesConnection(_ line: String) {
         expectFailure(decode(line + "hello\ni\n"), .syntax, closes: true)
+    }
+
+    @Test(arguments: ["p\n", "p 1\n", "p x\n"])
+    func pushWithoutLengthStaysOpen(_ line: String) {
+        // No LEN, so no data was announced: nothing to skip.
+        expectFailure(decode(line + "i\n"), .syntax, closes: false, then: info)
+    }
+
+    @Test(arguments: ["w 1 5 3\n", "w 1 5 \n", "p 1 5 3 4\n", "p 1 5 3 \n"])
+    func extraFieldsWithValidLengthDropTheData(_ header: String) {
+        // LEN (the third field) is well formed: its 5 data bytes are skipped, as for any rejected write.
+        expectFailure(decode(header + "i\nr 1i\n"), .syntax, closes: false, then: info)
     }
 
     @Test(arguments: ["w x 5\n", "w -1 5\n", "w  5\n", "p x 5\n", "p 1 5 zz\n", "p 1 5 3600001\n", "p +1 5 1\n"])
@@ -93,7 +105,7 @@ struct ErrorTests {
         expectFailure(decode(header + "i\nr 1i\n"), .syntax, closes: false, then: info)
     }
 
-    @Test(arguments: ["w x 65\n", "p x 65\n", "p 1 65 zz\n", "w x 18446744073709551615\n"])
+    @Test(arguments: ["w x 65\n", "p x 65\n", "p 1 65 zz\n", "w x 18446744073709551615\n", "w 1 65 3\n", "p 1 65 3 4\n"])
     func badFieldWithOversizedLengthCloses(_ header: String) {
         expectFailure(decode(header + "i\n"), .syntax, closes: true)
     }
