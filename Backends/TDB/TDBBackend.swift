@@ -30,6 +30,10 @@ public enum TDBBackend {
                  create: create, stateDirectory: TDBLocation.stateDirectory())
     }
 
+    /// `path` as the backend records it: absolute (against the working directory) and
+    /// lexically normalised.
+    public static func absolutePath(_ path: String) -> String { TDBLocation.absolute(path) }
+
     /// The shm object holding the control region of the TDB file with this identity.
     static func controlObjectName(for id: FileID) -> String {
         "/dipc.tdb.\(id.device).\(id.inode)"

@@ -1,4 +1,5 @@
 import DIPCCore
+import DIPCTDB
 
 /// Everything needed to open (or find) a store with a concrete backend.
 public struct StoreSpec: Sendable {
@@ -23,6 +24,13 @@ public struct StoreSpec: Sendable {
 }
 
 extension StoreSpec {
+    /// What a server's runtime record says of this store before the store is open (the
+    /// TDB file, absolute), so that `dipcrm` can find it if the server dies meanwhile.
+    public var recordFields: [(String, String)] {
+        guard kind == .tdb, let databasePath else { return [] }
+        return [("db", TDBBackend.absolutePath(databasePath))]
+    }
+
     /// The store a runtime record names, and the server's slot in it (nil when the
     /// server died before claiming one); nil when the record lacks a field.
     public static func fromRecord(_ fields: [(String, String)]) -> (StoreSpec, slot: Int?)? {

@@ -189,14 +189,18 @@ public enum ServerLauncher {
     }
 
     /// The runtime record; without `store` (not opened yet) it lacks the slot and IPC ids.
+    /// Where the store and the request both name a field, the store's value is kept.
     private static func record(for request: LaunchRequest, store: SharedStore?) -> RuntimeRecord {
         let me = ProcessIdentity.current()
         let config = request.configuration
+        let storeFields = store.map { [("slot", String($0.slot))] + $0.backend.recordFields } ?? []
+        let requestFields = request.recordFields.filter { field in !storeFields.contains { $0.0 == field.0 } }
         return RuntimeRecord(fields: [
             ("pid", String(me.pid)), ("start_time", String(me.startTime)), ("port", String(config.port)),
             ("bind", config.bindAddress), ("backend", config.backendName), ("name", request.storeName),
             ("mailboxes", String(request.geometry.mailboxes)), ("mailbox_size", String(request.geometry.mailboxSize)),
-            ("packet_size", String(config.packetSize)), ("coordinator", request.policy.rawValue),        ] + (store.map { [("slot", String($0.slot))] + $0.backend.recordFields } ?? []) + request.recordFields)
+            ("packet_size", String(config.packetSize)), ("coordinator", request.policy.rawValue),
+        ] + storeFields + requestFields)
     }
 
     private static func displayAddress(_ address: String) -> String {

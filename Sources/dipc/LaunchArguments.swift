@@ -42,11 +42,11 @@ struct LaunchArguments {
         let configuration = ServerConfiguration(
             bindAddress: command.bind, port: port, packetSize: packetKB * 1024, maxClients: maxClients,
             ioTimeoutSeconds: ioTimeout, backendName: kind.rawValue)
-        let request = LaunchRequest(
-            configuration: configuration, storeName: name, geometry: geometry, policy: policy,
-            foreground: command.foreground)
         let spec = StoreSpec(kind: kind, name: name, geometry: geometry, policy: policy,
                              databasePath: databasePath, sync: command.sync)
+        let request = LaunchRequest(
+            configuration: configuration, storeName: name, geometry: geometry, policy: policy,
+            foreground: command.foreground, recordFields: spec.recordFields)
         return (request, spec)
     }
 
