@@ -30,6 +30,12 @@ public enum TDBBackend {
                  create: create, stateDirectory: TDBLocation.stateDirectory())
     }
 
+    /// Where store `name`'s file lives without `--db`: `NAME.tdb` in `$DIPC_STATE_DIR`,
+    /// else `$XDG_STATE_HOME/dipc`, else `~/.local/state/dipc`.
+    public static func defaultDatabasePath(name: String) -> String {
+        TDBLocation.stateDirectory() + "/\(name).tdb"
+    }
+
     /// `path` as the backend records it: absolute (against the working directory) and
     /// lexically normalised.
     public static func absolutePath(_ path: String) -> String { TDBLocation.absolute(path) }

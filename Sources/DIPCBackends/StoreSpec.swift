@@ -24,6 +24,9 @@ public struct StoreSpec: Sendable {
 }
 
 extension StoreSpec {
+    /// (tdb) The file of store `name` when `--db` is not given (see `TDBBackend`).
+    public static func defaultDatabasePath(name: String) -> String { TDBBackend.defaultDatabasePath(name: name) }
+
     /// What a server's runtime record says of this store before the store is open (the
     /// TDB file, absolute), so that `dipcrm` can find it if the server dies meanwhile.
     public var recordFields: [(String, String)] {

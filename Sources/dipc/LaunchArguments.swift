@@ -38,7 +38,7 @@ struct LaunchArguments {
         guard StoreLayout.mappedSize(for: geometry) != nil else {
             throw ValidationError("\(geometry) is too large")
         }
-        let databasePath = kind == .tdb ? (command.db ?? DatabaseLocation.defaultPath(name: name)) : nil
+        let databasePath = kind == .tdb ? (command.db ?? StoreSpec.defaultDatabasePath(name: name)) : nil
         let configuration = ServerConfiguration(
             bindAddress: command.bind, port: port, packetSize: packetKB * 1024, maxClients: maxClients,
             ioTimeoutSeconds: ioTimeout, backendName: kind.rawValue)
@@ -59,18 +59,5 @@ struct LaunchArguments {
             throw ValidationError("\(what) must be between 1 and \(max), not \(text)")
         }
         return value
-    }
-}
-
-/// Default home of TDB files: `$DIPC_STATE_DIR`, else `$XDG_STATE_HOME/dipc`, else `~/.local/state/dipc`.
-enum DatabaseLocation {
-    static func defaultPath(name: String) -> String {
-        directory() + "/\(name).tdb"
-    }
-
-    static func directory() -> String {
-        if let dir = environment("DIPC_STATE_DIR"), !dir.isEmpty { return dir }
-        if let xdg = environment("XDG_STATE_HOME"), !xdg.isEmpty { return xdg + "/dipc" }
-        return (environment("HOME") ?? "/tmp") + "/.local/state/dipc"
     }
 }
