@@ -68,6 +68,7 @@ final class Scope {
     private var nameCounter = 0
 
     init() {
+        Scope.sweepAbandonedRuns
         let n = Scope.counter.wrappingAdd(1, ordering: .relaxed).newValue
         tag = "e2e\(getpid())n\(String(format: "%04d", n))"
         dir = NSTemporaryDirectory() + "dipc-" + tag
@@ -184,14 +185,39 @@ final class Scope {
         for port in recordedPorts() { if let r = readRecord(port) { remember(r) } }
     }
 
-    func recordedPorts() -> [Int] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: runtimeDir)) ?? []
+    func recordedPorts() -> [Int] { Scope.recordedPorts(in: runtimeDir) }
+
+    /// Ports with a record in runtime directory `dir`.
+    static func recordedPorts(in dir: String) -> [Int] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         return files.compactMap { f in
             // dipc-PORT.record, or dipc-PORT.crashed-PID.record (a crashed server's, kept)
             guard f.hasPrefix("dipc-"), f.hasSuffix(".record") else { return nil }
             return Int(f.dropFirst(5).dropLast(7).prefix(while: { $0 != "." }))
         }
     }
+
+    /// Once per test process: cleans up after earlier runs of this suite whose test
+    /// process died before its scopes could (a crash leaves its servers running). Every
+    /// `dipc-e2ePIDn…` directory whose process is gone has its servers stopped by
+    /// `dipcrm` (which also removes their stores) and is then removed.
+    private static let sweepAbandonedRuns: Void = {
+        let tmp = NSTemporaryDirectory()
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where entry.hasPrefix("dipc-e2e") {
+            guard let pid = pid_t(entry.dropFirst("dipc-e2e".count).prefix(while: \.isNumber)), pid != getpid(),
+                  !processIsAlive(pid) else { continue }
+            let dir = tmp + entry
+            var env = ProcessInfo.processInfo.environment
+            env["DIPC_RUNTIME_DIR"] = dir + "/run"
+            env["DIPC_STATE_DIR"] = dir + "/state"
+            for port in Set(recordedPorts(in: dir + "/run")) {
+                if let dipcrm = try? Binaries.path("dipcrm") {
+                    _ = try? runProcess(dipcrm, ["\(port)"], env: env, timeout: E2E.stopTimeout)
+                }
+            }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }()
 
     // MARK: cleanup
 
