@@ -30,29 +30,24 @@ public struct ServerRemover {
     public func remove() -> Outcome {
         var outcome = Outcome()
         let path = runtime.recordPath(port: port)
-        let crashed = runtime.crashedRecordPaths(port: port)
+        var found = false
         if let record = RuntimeRecord.read(from: path), let process = record.process {
+            found = true
             stop(process, recordedAt: path, record: record, into: &outcome)
-        } else {
-            if access(path, F_OK) == 0 {
-                unlink(path)
-                outcome.messages.append("dipcrm: removed an unreadable runtime record \(path)")
-            }
-            if crashed.isEmpty {
-                outcome.failure = "no dipc server on port \(port)"
-                return outcome
-            }
+            if outcome.failure != nil { return outcome }
+        } else if access(path, F_OK) == 0 {
+            unlink(path)
+            outcome.messages.append("dipcrm: removed an unreadable runtime record \(path)")
         }
-        if outcome.failure != nil { return outcome }
         // Servers that crashed on this port before another one took it over.
-        for crashedPath in crashed {
-            guard let record = RuntimeRecord.read(from: crashedPath), let process = record.process, !process.isAlive else {
-                continue
-            }
-            if let owner = Self.owner(of: crashedPath), owner != geteuid() { continue }
+        for crashedPath in runtime.crashedRecordPaths(port: port) {
+            guard let record = RuntimeRecord.read(from: crashedPath), let process = record.process, !process.isAlive,
+                  Self.owner(of: crashedPath) == geteuid() else { continue }
+            found = true
             outcome.messages.append("dipcrm: an earlier dipc server on port \(port) (pid \(process.pid)) had crashed; cleaning up after it")
             cleanUp(record, recordedAt: crashedPath, into: &outcome)
         }
+        if !found { outcome.failure = "no dipc server on port \(port)" }
         return outcome
     }
 
