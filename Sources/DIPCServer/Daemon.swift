@@ -119,8 +119,7 @@ func readLink(_ path: String) throws -> String {
     var buffer = [Int8](repeating: 0, count: Int(PATH_MAX) + 1)
     let n = readlink(path, &buffer, buffer.count - 1)
     guard n >= 0 else { throw SystemError.last("readlink(\(path))") }
-    buffer[n] = 0
-    return String(cString: buffer)
+    return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// The process environment as `NAME=value` strings.

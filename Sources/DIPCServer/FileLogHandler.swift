@@ -20,12 +20,11 @@ public struct FileLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
         var all = metadata
-        explicit?.forEach { all[$0.key] = $0.value }
+        event.metadata?.forEach { all[$0.key] = $0.value }
         let extra = all.isEmpty ? "" : " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let text = "\(timestamp()) \(level) \(label)[\(getpid())]: \(message)\(extra)\n"
+        let text = "\(timestamp()) \(event.level) \(label)[\(getpid())]: \(event.message)\(extra)\n"
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
     }
@@ -35,7 +34,7 @@ public struct FileLogHandler: LogHandler {
         var parts = tm()
         gmtime_r(&now, &parts)
         var buffer = [Int8](repeating: 0, count: 32)
-        strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
-        return String(cString: buffer)
+        let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
