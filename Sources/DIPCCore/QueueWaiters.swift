@@ -64,11 +64,11 @@ struct WaiterLine {
     }
 
     func addMember(_ slot: Int) {
-        word(WaiterLine.membersOffset).loadThenBitwiseOr(with: 1 << UInt32(slot), ordering: .sequentiallyConsistent)
+        _ = word(WaiterLine.membersOffset).loadThenBitwiseOr(with: 1 << UInt32(slot), ordering: .sequentiallyConsistent)
     }
 
     func removeMember(_ slot: Int) {
-        word(WaiterLine.membersOffset).loadThenBitwiseAnd(with: ~(1 << UInt32(slot)), ordering: .sequentiallyConsistent)
+        _ = word(WaiterLine.membersOffset).loadThenBitwiseAnd(with: ~(1 << UInt32(slot)), ordering: .sequentiallyConsistent)
     }
 
     /// Takes a ticket at the back of the line.
@@ -94,7 +94,7 @@ struct WaiterLine {
 
     private func markDeparted(_ ticket: UInt32) {
         let (offset, mask) = departedBit(ticket)
-        word(offset).loadThenBitwiseOr(with: mask, ordering: .sequentiallyConsistent)
+        _ = word(offset).loadThenBitwiseOr(with: mask, ordering: .sequentiallyConsistent)
     }
 
     /// Clears `ticket`'s departed mark; true when this call cleared it (the caller then
