@@ -9,15 +9,23 @@ import Testing
 /// SIGKILL at bad moments: cleanup by dipcrm, surviving sharers, restarts.
 @Suite("crashes")
 struct CrashTests {
+    /// A server of `backend` that wrote mailbox 0 and was then killed with SIGKILL. The
+    /// harness must see what the crash left, or the checks that follow prove nothing.
+    static func killedServer(_ backend: String, in scope: Scope, mailboxes: Int = 4,
+                             sourceLocation: SourceLocation = #_sourceLocation) throws -> Server {
+        let s = try scope.start(backend, mailboxes: mailboxes)
+        try s.connect().write(0, "x")
+        s.kill(SIGKILL)
+        #expect(s.waitGone(timeout: 5), sourceLocation: sourceLocation)
+        #expect(!s.storeObjects().isEmpty && IPC.exists(scope.recordPath(s.port)),
+                "harness sees no leftovers of a killed server", sourceLocation: sourceLocation)
+        return s
+    }
+
     @Test("after SIGKILL, dipcrm cleans up, says so, and exits 0", arguments: E2E.builtBackends)
     func dipcrmAfterCrash(backend: String) throws {
         try withScope { scope in
-            let s = try scope.start(backend)
-            try s.connect().write(0, "x")
-            s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
-            // The harness itself must see what the crash left, or the checks below prove nothing.
-            #expect(!s.storeObjects().isEmpty && IPC.exists(scope.recordPath(s.port)), "harness sees no leftovers of a killed server")
+            let s = try Self.killedServer(backend, in: scope)
             let rm = try scope.dipcrm(s.port)
             #expect(rm.status == 0, "\(rm)")
             #expect((rm.out + rm.err).lowercased().contains("crash"), "dipcrm should say it cleaned up after a crashed server: \(rm)")
@@ -182,11 +190,7 @@ struct CrashTests {
     @Test("a failed start on a crashed server's port keeps its record: dipcrm still cleans up after it", arguments: E2E.builtBackends)
     func failedStartKeepsCrashedRecord(backend: String) throws {
         try withScope { scope in
-            let s = try scope.start(backend, mailboxes: 3)
-            try s.connect().write(0, "x")
-            s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
-            #expect(!s.storeObjects().isEmpty, "harness sees no store objects of the killed server")
+            let s = try Self.killedServer(backend, in: scope, mailboxes: 3)
             // Same store name, other geometry: refused, and the crashed server's record stays.
             let refused = try scope.dipc(Scope.arguments(
                 backend: backend, name: s.name, options: [], mailboxes: 4, mailboxKB: 4, port: s.port, packetKB: 1))
@@ -202,11 +206,7 @@ struct CrashTests {
     @Test("a new server with another store on a crashed server's port: dipcrm stops it and cleans up after both", arguments: E2E.builtBackends)
     func newServerOnCrashedPort(backend: String) throws {
         try withScope { scope in
-            let crashed = try scope.start(backend)
-            try crashed.connect().write(0, "x")
-            crashed.kill(SIGKILL)
-            #expect(crashed.waitGone(timeout: 5))
-            #expect(!crashed.storeObjects().isEmpty, "harness sees no store objects of the killed server")
+            let crashed = try Self.killedServer(backend, in: scope)
             let other = try scope.start(backend, name: scope.newName(), port: crashed.port)
             #expect(try other.connect().write(1, "y") == 1)
             let listed = try scope.client(["ls"])
