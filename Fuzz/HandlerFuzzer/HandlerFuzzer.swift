@@ -92,7 +92,7 @@ private func check(_ request: Request, _ model: inout [MailboxModel], _ output: 
         model[mailbox].messages = [data]
         model[mailbox].version += 1
         expectLine(&output, "ok \(model[mailbox].version)")
-    case let .push(mailbox, data, _):
+    case let .push(mailbox, data, wait):
         let fits = model[mailbox].used + StoreLayout.messageOverhead + data.count
             <= geometry.mailboxSize + StoreLayout.messageOverhead
         if fits {
@@ -100,6 +100,9 @@ private func check(_ request: Request, _ model: inout [MailboxModel], _ output: 
             model[mailbox].version += 1
             expectLine(&output, "ok \(model[mailbox].version)")
         } else {
+            // Like a take, a push that has to wait treats a half-closed client as gone: it
+            // pushes nothing and the connection is dropped, unless its wait ran out first.
+            if wait > 0 && output.atEnd { return false }
             let line = output.line()
             precondition(line.hasPrefix("err full "), "push of \(data.count) bytes (\(model[mailbox].used) used): \(line)")
         }
