@@ -133,12 +133,14 @@ fuzz-build: deps
 	done
 
 # Runs each target for $(1) seconds from its seed corpus (Fuzz/Corpus/TARGET, never written).
+# Swift's own crash backtracer is off: libFuzzer prints the stack, and the backtracer
+# (left holding the output pipe) kept a crashed run from ending for minutes.
 define run_fuzzers
 	@mkdir -p .build-fuzz/artifacts
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p .build-fuzz/corpus/$$t; \
 	  echo "fuzzing $$t for $(1) s"; \
-	  .build-fuzz/debug/dipc-fuzz-$$t .build-fuzz/corpus/$$t Fuzz/Corpus/$$t -max_total_time=$(1) -max_len=4096 \
+	  SWIFT_BACKTRACE=enable=no .build-fuzz/debug/dipc-fuzz-$$t .build-fuzz/corpus/$$t Fuzz/Corpus/$$t -max_total_time=$(1) -max_len=4096 \
 	    -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=.build-fuzz/artifacts/$$t- 2>&1 \
 	    | grep -E '^(INFO: seed|#[0-9]+ *DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY|Fatal|.*Fatal error|artifact_prefix)' ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
