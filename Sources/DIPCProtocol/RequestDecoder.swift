@@ -224,6 +224,18 @@ public struct RequestDecoder: Sendable {
 
     /// The data line of a netcat-form `w N`; nil when it is not complete yet.
     private mutating func nextLine(_ target: LineTarget) -> DecodeResult? {
+        // Syntax is checked before size: after a bad N the line is skipped whatever its
+        // length, and its bytes are dropped as they come.
+        if case let .drop(error) = target, error.code == .syntax {
+            guard let newline = findNewline(from: readOffset, to: buffer.count) else {
+                readOffset = buffer.count
+                return nil
+            }
+            readOffset = newline + 1
+            scanned = 0
+            phase = .header
+            return .failure(error)
+        }
         let pending = buffer.count - readOffset
         // A line of mailboxSize bytes may still be followed by "\r\n": never look further.
         let window = mailboxSize < Int.max - 2 ? mailboxSize + 2 : Int.max

@@ -37,6 +37,8 @@ struct HostileClientTests {
             ("p 9 3\nr 0", "range"), ("p 9 3 0\nabc", "range"), ("p \(over) 3\nabc", "syntax"),
             ("p 0 3 x\nabc", "syntax"), ("p 0 3 \(over)\nabc", "syntax"), ("p 0 3 3600001\nw 1", "syntax"),
             ("w \(over)\nw 0 1\n", "syntax"), ("w 9\nw 0 1\n", "range"), ("w \u{0}\nabc\n", "syntax"),
+            // Syntax before size: a bad N's data line is skipped even when longer than the mailbox.
+            ("w x\n" + String(repeating: "a", count: 5000) + "\n", "syntax"),
             // Extra fields after a well-formed LEN (the third field): wrong field count, data skipped.
             ("w 1 3 3\nw 0", "syntax"), ("w 1 3 3 4 5\nabc", "syntax"), ("p 1 3 3 4\nr 0", "syntax"),
         ]

@@ -151,6 +151,24 @@ struct ErrorTests {
         expectFailure(decode("w 1\nx\n", mailboxSize: 0), .size, closes: true)
     }
 
+    @Test func syntaxIsCheckedBeforeSizeInTheNetcatForm() {
+        // A bad N is syntax even when the data line is longer than the mailbox: the line
+        // is skipped (dropped as it arrives, never buffered whole) and the connection stays open.
+        let long = String(repeating: "a", count: 5000)
+        expectFailure(decode("w x\n" + long + "\ni\n", mailboxSize: 8), .syntax, closes: false, then: info)
+        var decoder = RequestDecoder(mailboxes: 4, mailboxSize: 8)
+        decoder.append(bytes("w x\n"))
+        #expect(decoder.next() == nil)
+        for _ in 0..<100 {
+            decoder.append(bytes(long))
+            #expect(decoder.next() == nil)
+            #expect(decoder.bufferedByteCount == 0)
+        }
+        decoder.append(bytes("\r\ni\n"))
+        #expect(decoder.next()?.failure?.code == .syntax)
+        #expect(decoder.next() == .request(.info))
+    }
+
     @Test func netcatLineTooLongIsDetectedWithoutItsEnd() {
         var decoder = RequestDecoder(mailboxes: 4, mailboxSize: 8)
         decoder.append(bytes("w 1\n12345678\r"))
