@@ -89,7 +89,7 @@ public final class Coordinator: @unchecked Sendable {
         self.writerTag = UInt32(slot + 1)
     }
 
-    func record(_ mailbox: Int) -> CoordinatorRecord {
+    package func record(_ mailbox: Int) -> CoordinatorRecord {
         precondition(mailbox >= 0 && mailbox < mailboxes, "mailbox \(mailbox) out of range 0..<\(mailboxes)")
         return CoordinatorRecord(base: region + mailbox * CoordinatorRecord.stride)
     }

@@ -25,7 +25,7 @@ import Atomics
 /// recomputed from them after a holder of the mutex died mid-update. All words are
 /// accessed through atomics (relaxed under the mutex), so there are no data races
 /// even between processes.
-struct CoordinatorRecord {
+package struct CoordinatorRecord {
     static let stride = 704
 
     static let mutexOffset = 0
@@ -52,7 +52,7 @@ struct CoordinatorRecord {
         self.base = base
     }
 
-    var mutex: RobustMutex { RobustMutex(at: base + Self.mutexOffset) }
+    package var mutex: RobustMutex { RobustMutex(at: base + Self.mutexOffset) }
 
     /// Zeroes the record's state (not the mutex, which `RobustMutex.initialize` sets up).
     func formatState() {
@@ -104,11 +104,11 @@ struct CoordinatorRecord {
         get { load(Self.writerOffset) }
         nonmutating set { store(Self.writerOffset, newValue) }
     }
-    var activeReaders: UInt32 {
+    package var activeReaders: UInt32 {
         get { load(Self.activeReadersOffset) }
         nonmutating set { store(Self.activeReadersOffset, newValue) }
     }
-    var ticketHolders: UInt32 {
+    package var ticketHolders: UInt32 {
         get { load(Self.ticketHoldersOffset) }
         nonmutating set { store(Self.ticketHoldersOffset, newValue) }
     }
@@ -122,7 +122,7 @@ struct CoordinatorRecord {
     }
 
     /// Hands out the next ticket.
-    func takeTicket() -> UInt32 {
+    package func takeTicket() -> UInt32 {
         let ticket = next
         next = ticket &+ 1
         return ticket
@@ -137,7 +137,7 @@ struct CoordinatorRecord {
     func readHolds(_ slot: Int) -> UInt32 { load(slotOffset(slot, Self.slotReadHolds)) }
     func setReadHolds(_ slot: Int, _ value: UInt32) { store(slotOffset(slot, Self.slotReadHolds), value) }
     func tickets(_ slot: Int) -> UInt32 { load(slotOffset(slot, Self.slotTickets)) }
-    func setTickets(_ slot: Int, _ value: UInt32) { store(slotOffset(slot, Self.slotTickets), value) }
+    package func setTickets(_ slot: Int, _ value: UInt32) { store(slotOffset(slot, Self.slotTickets), value) }
     func blocked(_ slot: Int) -> UInt32 { load(slotOffset(slot, Self.slotBlocked)) }
     func setBlocked(_ slot: Int, _ value: UInt32) { store(slotOffset(slot, Self.slotBlocked), value) }
 

@@ -12,7 +12,7 @@
 @preconcurrency import Glibc
 import Synchronization
 
-@testable import DIPCCore
+import DIPCCore
 
 @main
 enum LockProbe {

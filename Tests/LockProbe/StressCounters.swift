@@ -1,7 +1,7 @@
 import Glibc
 import Synchronization
 
-@testable import DIPCCore
+import DIPCCore
 
 /// Exclusion counters in shared memory, used by the probe's `stress` mode and by the
 /// coordinator tests (this file is compiled into both). Layout: four `Atomic<Int>`
