@@ -28,11 +28,17 @@ let package = Package(
             path: "Sources/DIPCCore",
             // The coordinator's Promela model and its checker (make verify).
             exclude: ["Model"]),
-        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "CDIPCShims"], path: "Backends/SysV"),
-        .target(name: "DIPCPOSIX", dependencies: ["DIPCCore"], path: "Backends/POSIX"),
+        // Shared-memory mapping that several backends use: a store laid out in one
+        // mapped segment (sysv, posix) and POSIX shm objects (also tdb's control map).
+        .target(
+            name: "DIPCMapped",
+            dependencies: ["DIPCCore", .product(name: "Atomics", package: "swift-atomics")],
+            path: "Backends/Mapped"),
+        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "DIPCMapped", "CDIPCShims"], path: "Backends/SysV"),
+        .target(name: "DIPCPOSIX", dependencies: ["DIPCCore", "DIPCMapped"], path: "Backends/POSIX"),
         // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
-        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "CTDB"], path: "Backends/TDB"),
+        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "CTDB"], path: "Backends/TDB"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),

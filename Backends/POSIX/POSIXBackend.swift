@@ -1,4 +1,5 @@
 import DIPCCore
+import DIPCMapped
 
 /// The POSIX shared-memory backend: the whole store in one `POSIXSegment` named
 /// `/dipc.NAME`, laid out exactly as the System V backend's segment.
@@ -9,18 +10,8 @@ public enum POSIXBackend {
     /// Opens store `name` (creating it when `create` and missing); nil when it does not
     /// exist and `create` is false.
     public static func open(name: String, geometry: StoreGeometry, create: Bool) throws -> BlockBackend? {
-        guard let size = StoreLayout.mappedSize(for: geometry) else {
-            throw StoreError.tooLarge("\(geometry) is too large to address")
-        }
-        guard let segment = try POSIXSegment.open(objectName: objectName(for: name), size: size, create: create) else {
-            return nil
-        }
-        do {
-            return try MappedBlockBackend(segment: segment, geometry: geometry, name: name)
-        } catch {
-            segment.unmap()
-            if segment.created { try? segment.remove() }
-            throw error
+        try MappedBlockBackend.open(name: name, geometry: geometry) { size in
+            try POSIXSegment.open(objectName: objectName(for: name), size: size, create: create)
         }
     }
 }

@@ -1,4 +1,5 @@
 import DIPCCore
+import DIPCMapped
 import Glibc
 
 /// A System V shared-memory segment (`shmget`/`shmat`), mode 0600, keyed by the

@@ -1,5 +1,6 @@
 import CTDB
 import DIPCCore
+import DIPCMapped
 import Glibc
 import Synchronization
 

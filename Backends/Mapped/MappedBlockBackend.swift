@@ -1,3 +1,4 @@
+import DIPCCore
 import Atomics
 
 /// A `BlockBackend` whose whole store (control region and mailbox blocks) lives in
@@ -11,6 +12,25 @@ public final class MappedBlockBackend: BlockBackend {
     private let blocks: UnsafeMutableRawPointer
     private let stride: Int
     private let capacity: Int
+
+    /// Opens store `name` of `geometry` in the segment that `openSegment` maps for the
+    /// store's whole size (creating it when the backend is asked to create); nil when
+    /// `openSegment` finds no segment. A segment this open created is removed again
+    /// when it does not fit `geometry`.
+    public static func open(name: String, geometry: StoreGeometry,
+                            openSegment: (_ size: Int) throws -> SharedSegment?) throws -> MappedBlockBackend? {
+        guard let size = StoreLayout.mappedSize(for: geometry) else {
+            throw StoreError.tooLarge("\(geometry) is too large to address")
+        }
+        guard let segment = try openSegment(size) else { return nil }
+        do {
+            return try MappedBlockBackend(segment: segment, geometry: geometry, name: name)
+        } catch {
+            segment.unmap()
+            if segment.created { try? segment.remove() }
+            throw error
+        }
+    }
 
     /// Wraps `segment` for a store of `geometry`; throws `StoreError.geometryMismatch`
     /// or `.corrupt` when the segment is too small for it. The caller unmaps the

@@ -1,3 +1,4 @@
+import DIPCCore
 /// A named piece of memory that several processes map: a System V segment or a
 /// POSIX shared-memory object. Backends that keep their mailboxes in memory
 /// provide one and let `MappedBlockBackend` lay the store out in it.

@@ -1,3 +1,4 @@
+import DIPCCore
 import Glibc
 
 /// A POSIX shared-memory object (`shm_open` + `mmap(MAP_SHARED)`), mode 0600,
