@@ -42,11 +42,13 @@ let package = Package(
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),
+        // The per-port runtime records and their directory (server, dipcrm, dipc-client ls).
+        .target(name: "DIPCRuntime", dependencies: ["DIPCCore"], path: "Sources/DIPCRuntime"),
         // Listener, connection threads, limits, lifecycle. Never names a concrete backend.
         .target(
             name: "DIPCServer",
             dependencies: [
-                "DIPCCore", "DIPCProtocol", "CDIPCShims",
+                "DIPCCore", "DIPCProtocol", "DIPCRuntime", "CDIPCShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
@@ -76,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "dipc-client",
             dependencies: [
-                "DIPCClient", "DIPCServer", "DIPCCore", "CEditLine",
+                "DIPCClient", "DIPCRuntime", "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dipc-client"),

@@ -1,6 +1,7 @@
 @preconcurrency import Glibc
 import CDIPCShims
 import DIPCCore
+import DIPCRuntime
 
 /// Detaching: the command re-executes itself in the foreground, in a new session with
 /// stdio on /dev/null, and waits on a pipe until the child reports "ready" or why it

@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import DIPCCore
+import DIPCRuntime
 import Logging
 
 /// What `dipc` asks for once its arguments are valid.

@@ -1,4 +1,5 @@
 import DIPCCore
+import DIPCRuntime
 import Glibc
 
 /// What `dipcrm PORT` does: stop the server recorded for the port gracefully, or, if

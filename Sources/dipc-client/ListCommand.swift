@@ -1,7 +1,7 @@
 @preconcurrency import Glibc
 import ArgumentParser
 import DIPCClient
-import DIPCServer
+import DIPCRuntime
 
 /// `ls`: the servers of this machine's runtime directory, like `ipcs` for DIPC.
 struct ListCommand: ClientSubcommand {
