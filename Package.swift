@@ -34,11 +34,16 @@ let package = Package(
             name: "DIPCMapped",
             dependencies: ["DIPCCore", .product(name: "Atomics", package: "swift-atomics")],
             path: "Backends/Mapped"),
-        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "DIPCMapped", "CDIPCShims"], path: "Backends/SysV"),
-        .target(name: "DIPCPOSIX", dependencies: ["DIPCCore", "DIPCMapped"], path: "Backends/POSIX"),
+        // What a backend declares to the registry: name, options, stores, clean-up.
+        .target(
+            name: "DIPCBackendProvider",
+            dependencies: ["DIPCCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/DIPCBackendProvider"),
+        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CDIPCShims", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/SysV"),
+        .target(name: "DIPCPOSIX", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/POSIX"),
         // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
-        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "CTDB"], path: "Backends/TDB"),
+        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/TDB"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),
@@ -53,10 +58,13 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             path: "Sources/DIPCServer"),
-        // The one composition target that names the concrete backends.
+        // The backend registry: the one composition target that names the concrete backends.
         .target(
             name: "DIPCBackends",
-            dependencies: ["DIPCCore", "DIPCSysV", "DIPCPOSIX", "DIPCTDB"],
+            dependencies: [
+                "DIPCCore", "DIPCBackendProvider", "DIPCSysV", "DIPCPOSIX", "DIPCTDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/DIPCBackends"),
         .target(name: "DIPCClient", dependencies: ["DIPCProtocol"], path: "Sources/DIPCClient"),
         // libedit (apt: libedit-dev; the Makefile installs it): line editing in `dipc-client shell`.
@@ -64,14 +72,14 @@ let package = Package(
         .executableTarget(
             name: "dipc",
             dependencies: [
-                "DIPCServer", "DIPCBackends", "DIPCCore",
+                "DIPCServer", "DIPCBackends", "DIPCBackendProvider", "DIPCCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dipc"),
         .executableTarget(
             name: "dipcrm",
             dependencies: [
-                "DIPCServer", "DIPCBackends", "DIPCCore",
+                "DIPCServer", "DIPCBackends",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dipcrm"),
@@ -85,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "dipc-bench",
             dependencies: [
-                "DIPCBackends", "DIPCCore", "DIPCClient", "DIPCTestSupport",
+                "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCClient", "DIPCTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -100,12 +108,18 @@ let package = Package(
         .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol", "DIPCTestSupport"]),
         .testTarget(
             name: "DIPCBackendConformanceTests",
-            dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCCore", "DIPCTDB", "DIPCSysV", "DIPCPOSIX"]),
+            dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCBackendProvider", "DIPCCore"]),
         // Second process for the coordinator's cross-process tests.
         .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "DIPCBackends", "dipc-lockprobe"]),
         .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient", "DIPCProtocol"]),
-        .testTarget(name: "DIPCEndToEndTests", dependencies: ["DIPCClient", "DIPCTestSupport"]),
+        // Starts the real binaries; the registry says which backends to start them with.
+        .testTarget(
+            name: "DIPCEndToEndTests",
+            dependencies: [
+                "DIPCClient", "DIPCTestSupport", "DIPCBackends",
+                "dipc", "dipcrm", "dipc-client", "dipc-producer-consumer", "dipc-chat",
+            ]),
         .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore", "DIPCTestSupport"]),
     ]
 )

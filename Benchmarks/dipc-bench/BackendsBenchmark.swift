@@ -1,5 +1,6 @@
 @preconcurrency import Glibc
 import ArgumentParser
+import DIPCBackendProvider
 import DIPCBackends
 import DIPCCore
 import DIPCTestSupport
@@ -32,10 +33,12 @@ struct BackendsBenchmark: ParsableCommand {
         }
     }
 
-    func parsedBackends() throws -> [BackendKind] {
+    func parsedBackends() throws -> [any BackendProvider] {
         try backends.split(separator: ",").map {
-            guard let kind = BackendKind(rawValue: String($0)) else { throw ValidationError("unknown backend \($0)") }
-            return kind
+            guard let provider = BackendRegistry.defaults.provider(named: String($0)) else {
+                throw ValidationError("unknown backend \($0)")
+            }
+            return provider
         }
     }
 
@@ -67,10 +70,10 @@ struct BackendsBenchmark: ParsableCommand {
                 for threadCount in threadCounts {
                     for size in valueSizes {
                         if Interruption.requested { break }
-                        let label = [kind.rawValue, policy.rawValue, String(threadCount), sizeLabel(size)]
+                        let label = [type(of: kind).name, policy.rawValue, String(threadCount), sizeLabel(size)]
                         do {
                             let cell = try Self.measure(
-                                kind: kind, policy: policy, geometry: geometry, threads: threadCount, valueSize: size,
+                                backend: kind, policy: policy, geometry: geometry, threads: threadCount, valueSize: size,
                                 seconds: seconds, writePercent: writePercent, scratch: scratch.path)
                             rows.append(label + [grouped(cell.readsPerSecond), grouped(cell.writesPerSecond),
                                                  micros(cell.readP99), micros(cell.writeP99)])
@@ -115,16 +118,15 @@ struct BackendsBenchmark: ParsableCommand {
     }
 
     /// One cell: a fresh store, prefilled; `threads` workers for `seconds`; the store detached (removed).
-    static func measure(kind: BackendKind, policy: CoordinatorPolicy, geometry: StoreGeometry, threads: Int,
+    static func measure(backend: any BackendProvider, policy: CoordinatorPolicy, geometry: StoreGeometry, threads: Int,
                         valueSize: Int, seconds: Double, writePercent: Int, scratch: String) throws -> Cell {
         let name = "bench-\(getpid())-\(counter.next())"
-        let dbPath = "\(scratch)/\(name).tdb"
-        let spec = StoreSpec(kind: kind, name: name, geometry: geometry, policy: policy,
-                             databasePath: kind == .tdb ? dbPath : nil)
-        let store = try BackendCatalog.openStore(spec)
+        let scratchStore = type(of: backend).scratchStore(
+            for: StoreRequest(name: name, geometry: geometry, policy: policy), directory: scratch)
+        let store = try scratchStore.open()
         defer {
             _ = try? store.detach()
-            if kind == .tdb { unlink(dbPath) }
+            scratchStore.destroy()
         }
         let value = (0..<valueSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         for mailbox in 0..<geometry.mailboxes {
@@ -145,7 +147,7 @@ struct BackendsBenchmark: ParsableCommand {
                     readP99: reads.quantileMicroseconds(0.99), writeP99: writes.quantileMicroseconds(0.99))
     }
 
-    static func worker(store: SharedStore, index: Int, value: [UInt8], writePercent: Int, gate: StartGate) -> ThreadResult {
+    static func worker(store: any MailboxStore, index: Int, value: [UInt8], writePercent: Int, gate: StartGate) -> ThreadResult {
         var result = ThreadResult()
         var random = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
         var buffer = [UInt8](repeating: 0, count: value.count)

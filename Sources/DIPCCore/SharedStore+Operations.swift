@@ -1,4 +1,4 @@
-/// Mailbox operations, each under the coordinator's lock for that mailbox. None of
+/// Mailbox operations (one try each, never waiting), each under the coordinator's lock for that mailbox. None of
 /// them touches a socket; callers copy data in before and out after.
 extension SharedStore {
     /// The newest message (empty when none) into `buffer`; returns the version.
@@ -43,14 +43,7 @@ extension SharedStore {
     }
 
     /// How a wait for a mailbox ended.
-    public enum WaitOutcome<Value> {
-        /// `attempt` succeeded with this value.
-        case done(Value)
-        /// The deadline passed first.
-        case timedOut
-        /// `shouldAbandon` asked to stop waiting.
-        case abandoned
-    }
+    public typealias WaitOutcome<Value> = MailboxWaitOutcome<Value>
 
     /// Calls `attempt` until it returns a value, the monotonic `deadline` passes, or
     /// `shouldAbandon` returns true. Between attempts it holds no lock and sleeps until
@@ -72,5 +65,40 @@ extension SharedStore {
             let slice = min(remaining, pollInterval)
             coordinator.waitForChange(of: mailbox, from: sequence, timeoutNanoseconds: Int64(slice * 1e9))
         }
+    }
+}
+
+/// The store interface the server uses: the coordinator's locks around the backend,
+/// waiting `p`/`c` in the arrival-order lines of `QueueWaiters`.
+extension SharedStore: MailboxStore {
+    public func describe() -> StoreDescription {
+        StoreDescription(name: name, geometry: geometry, coordinator: policy.rawValue, servers: liveServerCount,
+                         recordFields: [("slot", String(slot))] + backend.recordFields,
+                         queuedRequests: queueWaiters.queued)
+    }
+
+    public func push(_ mailbox: Int, _ data: UnsafeRawBufferPointer, waiting wait: MailboxWait) throws -> WaitOutcome<UInt64> {
+        try waitForTurn(.producers, mailbox, wait) { try push(mailbox, data) }
+    }
+
+    public func take(_ mailbox: Int, into buffer: inout [UInt8], waiting wait: MailboxWait) throws -> WaitOutcome<UInt64> {
+        try waitForTurn(.consumers, mailbox, wait) { try take(mailbox, into: &buffer) }
+    }
+
+    public func waitForChange(of mailbox: Int, after version: UInt64, waiting wait: MailboxWait) throws -> WaitOutcome<Void> {
+        try self.wait(on: mailbox, until: wait.deadline, shouldAbandon: wait.shouldAbandon) {
+            try self.version(of: mailbox) > version ? () : nil
+        }
+    }
+
+    /// A request that may wait queues in arrival order; one that may not takes (or
+    /// pushes) what the mailbox allows now, without a place in line.
+    private func waitForTurn<Value>(_ line: QueueLineKind, _ mailbox: Int, _ wait: MailboxWait,
+                                    _ attempt: () throws -> Value?) throws -> WaitOutcome<Value> {
+        if wait.waits {
+            return try queueWaiters.waitInLine(line, mailbox: mailbox, until: wait.deadline,
+                                               shouldAbandon: wait.shouldAbandon, attempt: attempt)
+        }
+        return try self.wait(on: mailbox, until: wait.deadline, shouldAbandon: wait.shouldAbandon, attempt: attempt)
     }
 }

@@ -19,7 +19,7 @@ final class Connection: @unchecked Sendable {
     @exclusivity(unchecked) private var outgoing: [UInt8] = []
     /// Reused for values copied out of the store.
     @exclusivity(unchecked) private var value: [UInt8] = []
-    private var store: SharedStore { server.store }
+    private var store: any MailboxStore { server.store }
     private var packetSize: Int { server.configuration.packetSize }
 
     init(fd: Int32, server: Server) {
@@ -176,7 +176,7 @@ final class Connection: @unchecked Sendable {
             outgoing.append(contentsOf: Reply.keyValues(server.infoPairs(), prefix: "dipc/1"))
         case .stats:
             // `queued`: this server's `c`/`p` requests now in a mailbox's waiting line.
-            outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot() + [("queued", String(store.queueWaiters.queued))]))
+            outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot() + [("queued", String(store.describe().queuedRequests))]))
         }
         return .keepOpen
     }
@@ -186,26 +186,15 @@ final class Connection: @unchecked Sendable {
         outgoing.append(contentsOf: value)
     }
 
-    /// Runs a waiting request: retries `attempt` on every change of the mailbox until it
-    /// succeeds or `waitMilliseconds` pass. With a `line` (`p`, `c`), the request first
-    /// queues in the mailbox's waiting line and tries only at its head (arrival order).
-    /// `changesMailbox`: the request pushes or takes a message, so a client that may be
-    /// gone (even only half-closed) must not be served: its change would be made for
-    /// nobody, and a client that disconnects while waiting changes nothing (SPEC §2).
-    private func waiting<Value>(_ mailbox: Int, _ waitMilliseconds: Int, line: QueueLineKind? = nil,
-                                changesMailbox: Bool = false,
-                                _ attempt: () throws -> Value?) throws -> SharedStore.WaitOutcome<Value> {
-        let deadline = monotonicSeconds() + Double(waitMilliseconds) / 1000
-        let shouldAbandon = { [fd, server] in
+    /// How long a request may wait, and when it gives up: when the server stops or the
+    /// client is gone. `changesMailbox`: the request pushes or takes a message, so a
+    /// client that may be gone (even only half-closed) must not be served: its change
+    /// would be made for nobody, and a client that disconnects while waiting changes
+    /// nothing (SPEC §2).
+    private func wait(_ waitMilliseconds: Int, changesMailbox: Bool = false) -> MailboxWait {
+        MailboxWait(milliseconds: waitMilliseconds) { [fd, server] in
             server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: changesMailbox)
         }
-        // A request that may wait queues in arrival order; one with WAIT_MS 0 never waits,
-        // so it takes (or pushes) what the mailbox allows now, without a place in line.
-        if let line, waitMilliseconds > 0 {
-            return try store.queueWaiters.waitInLine(line, mailbox: mailbox, until: deadline,
-                                                     shouldAbandon: shouldAbandon, attempt: attempt)
-        }
-        return try store.wait(on: mailbox, until: deadline, shouldAbandon: shouldAbandon, attempt: attempt)
     }
 
     private func abandoned() -> Next {
@@ -216,9 +205,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func watch(_ mailbox: Int, after: UInt64, waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds) { () -> Bool? in
-            try store.version(of: mailbox) > after ? true : nil
-        }
+        let outcome = try store.waitForChange(of: mailbox, after: after, waiting: wait(waitMilliseconds))
         if case .abandoned = outcome { return abandoned() }
         let version = try store.read(mailbox, into: &value)
         sendValue(version: version)
@@ -227,8 +214,8 @@ final class Connection: @unchecked Sendable {
     }
 
     private func push(_ mailbox: Int, _ data: [UInt8], waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds, line: .producers, changesMailbox: true) {
-            try data.withUnsafeBytes { try store.push(mailbox, $0) }
+        let outcome = try data.withUnsafeBytes {
+            try store.push(mailbox, $0, waiting: wait(waitMilliseconds, changesMailbox: true))
         }
         switch outcome {
         case let .done(version):
@@ -243,9 +230,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func consume(_ mailbox: Int, waitMilliseconds: Int) throws -> Next {
-        let outcome = try waiting(mailbox, waitMilliseconds, line: .consumers, changesMailbox: true) {
-            try store.take(mailbox, into: &value)
-        }
+        let outcome = try store.take(mailbox, into: &value, waiting: wait(waitMilliseconds, changesMailbox: true))
         switch outcome {
         case let .done(version):
             sendValue(version: version)

@@ -6,14 +6,14 @@ import Glibc
 import Logging
 
 /// A running DIPC server: one listening socket, an accept thread, and one thread per
-/// connection, serving the mailboxes of one `SharedStore`.
+/// connection, serving the mailboxes of one `MailboxStore`.
 ///
 /// `start` binds and begins accepting; `stop` stops accepting, answers idle
 /// connections `err shutdown`, and lets requests in flight finish until the grace
 /// period ends. The store is the caller's to open and to detach.
 public final class Server: @unchecked Sendable {
     public let configuration: ServerConfiguration
-    let store: SharedStore
+    let store: any MailboxStore
     let logger: Logger
     let statistics = ServerStatistics()
     private let listener: ListeningSocket
@@ -33,7 +33,7 @@ public final class Server: @unchecked Sendable {
     private var lastDescriptorWarning = -Double.infinity
 
     /// A server that will accept on `listener` (which it owns from now on and closes in `stop`).
-    public init(configuration: ServerConfiguration, listener: ListeningSocket, store: SharedStore, logger: Logger) throws {
+    public init(configuration: ServerConfiguration, listener: ListeningSocket, store: any MailboxStore, logger: Logger) throws {
         self.configuration = configuration
         self.store = store
         self.logger = logger
@@ -179,12 +179,13 @@ public final class Server: @unchecked Sendable {
 
     /// The `i` reply's pairs.
     func infoPairs() -> [(String, String)] {
-        [
+        let store = store.describe()
+        return [
             ("backend", configuration.backendName), ("name", store.name),
             ("mailboxes", String(store.geometry.mailboxes)), ("mailbox_size", String(store.geometry.mailboxSize)),
-            ("packet_size", String(configuration.packetSize)), ("coordinator", store.policy.rawValue),
+            ("packet_size", String(configuration.packetSize)), ("coordinator", store.coordinator),
             ("message_overhead", String(StoreLayout.messageOverhead)), ("port", String(configuration.port)),
-            ("pid", String(getpid())), ("servers", String(store.liveServerCount)),
+            ("pid", String(getpid())), ("servers", String(store.servers)),
         ]
     }
 }

@@ -33,7 +33,7 @@ public enum ServerLauncher {
     /// (without the program name), used to re-execute it detached. `openStore`
     /// creates or attaches the store (the caller knows the concrete backends).
     public static func run(_ request: LaunchRequest, arguments: [String],
-                           openStore: @escaping () throws -> SharedStore) -> Int32 {
+                           openStore: @escaping () throws -> any MailboxStore) -> Int32 {
         setvbuf(stdout, nil, _IOLBF, 0)
         signal(SIGPIPE, SIG_IGN)
         let channel = ReadinessChannel.fromEnvironment()
@@ -51,7 +51,7 @@ public enum ServerLauncher {
     }
 
     private static func serve(_ request: LaunchRequest, channel: ReadinessChannel?,
-                              openStore: () throws -> SharedStore) -> Int32 {
+                              openStore: () throws -> any MailboxStore) -> Int32 {
         let config = request.configuration
         let runtime = RuntimeDirectory.fromEnvironment()
         func fail(_ reason: String) -> Int32 {
@@ -121,7 +121,7 @@ public enum ServerLauncher {
             withdrawRecord()
             return fail("cannot write the runtime record \(recordPath): \(error)")
         }
-        let store: SharedStore
+        let store: any MailboxStore
         do {
             store = try openStore()
         } catch {
@@ -191,10 +191,10 @@ public enum ServerLauncher {
 
     /// The runtime record; without `store` (not opened yet) it lacks the slot and IPC ids.
     /// Where the store and the request both name a field, the store's value is kept.
-    private static func record(for request: LaunchRequest, store: SharedStore?) -> RuntimeRecord {
+    private static func record(for request: LaunchRequest, store: (any MailboxStore)?) -> RuntimeRecord {
         let me = ProcessIdentity.current()
         let config = request.configuration
-        let storeFields = store.map { [("slot", String($0.slot))] + $0.backend.recordFields } ?? []
+        let storeFields = store?.describe().recordFields ?? []
         let requestFields = request.recordFields.filter { field in !storeFields.contains { $0.0 == field.0 } }
         return RuntimeRecord(fields: [
             ("pid", String(me.pid)), ("start_time", String(me.startTime)), ("port", String(config.port)),

@@ -20,10 +20,10 @@ struct DIPCCommand: ParsableCommand {
     @Argument(help: "TCP port to listen on.") var port: String
     @Argument(help: "Packet size in KiB: bytes moved per socket call.") var packetKB: String
 
-    @Option(help: "Where the mailboxes live: sysv, posix or tdb.") var backend: String = "sysv"
+    @Option(help: "Where the mailboxes live: \(BackendRegistry.namesPhrase).") var backend: String = BackendRegistry.names[0]
     @Option(help: "Store name; servers with the same backend and name share mailboxes. (default: port<PORT>)") var name: String?
-    @Option(help: "(tdb) The database file. (default: $DIPC_STATE_DIR/NAME.tdb)") var db: String?
-    @Flag(help: "(tdb) fsync every committed write.") var sync = false
+    /// Every backend's own options (`--db`, `--sync`, ...), declared by the backend.
+    @OptionGroup var backends: BackendRegistry
     @Option(help: "Readers-writer policy: fifo or phase-fair.") var coordinator: String = "fifo"
     @Option(help: "Listen address.") var bind: String = "127.0.0.1"
     @Option(help: "Connections served at once.") var maxClients: String = "256"
@@ -35,9 +35,9 @@ struct DIPCCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (request, spec) = try LaunchArguments(command: self).resolve()
+        let (request, store) = try LaunchArguments(command: self).resolve()
         let arguments = Array(CommandLine.arguments.dropFirst())
-        Glibc.exit(ServerLauncher.run(request, arguments: arguments) { try BackendCatalog.openStore(spec) })
+        Glibc.exit(ServerLauncher.run(request, arguments: arguments) { try store.open() })
     }
 
     /// Parses and runs; any usage error is one line on stderr and exit status 2.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DIPCBackendProvider
 import DIPCBackends
 import DIPCCore
 import DIPCServer
@@ -13,15 +14,15 @@ struct LaunchArguments {
     static let maximumKB = 1 << 22  // 4 GiB
     static let maximumPacketKB = 1 << 20  // 1 GiB
 
-    func resolve() throws -> (LaunchRequest, StoreSpec) {
+    func resolve() throws -> (LaunchRequest, any BackendStore) {
         let mailboxes = try number(command.mailboxes, "<mailboxes>", max: Self.maximumMailboxes)
         let mailboxKB = try number(command.mailboxKB, "<mailbox-kb>", max: Self.maximumKB)
         let port = try number(command.port, "<port>", max: 65535)
         let packetKB = try number(command.packetKB, "<packet-kb>", max: Self.maximumPacketKB)
         let maxClients = try number(command.maxClients, "--max-clients", max: 1 << 20)
         let ioTimeout = try number(command.ioTimeout, "--io-timeout", max: 86_400 * 365)
-        guard let kind = BackendKind(rawValue: command.backend) else {
-            throw ValidationError("--backend must be sysv, posix or tdb, not \"\(command.backend)\"")
+        guard command.backends.provider(named: command.backend) != nil else {
+            throw ValidationError("--backend must be \(BackendRegistry.namesPhrase), not \"\(command.backend)\"")
         }
         guard let policy = CoordinatorPolicy(rawValue: command.coordinator) else {
             throw ValidationError("--coordinator must be fifo or phase-fair, not \"\(command.coordinator)\"")
@@ -30,24 +31,19 @@ struct LaunchArguments {
         guard StoreName.isValid(name) else {
             throw ValidationError("--name must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit, not \"\(name)\"")
         }
-        if kind != .tdb {
-            if command.db != nil { throw ValidationError("--db applies only to --backend tdb") }
-            if command.sync { throw ValidationError("--sync applies only to --backend tdb") }
-        }
         let geometry = StoreGeometry(mailboxes: mailboxes, mailboxSize: mailboxKB * 1024)
+        let store = try command.backends.store(
+            backend: command.backend, for: StoreRequest(name: name, geometry: geometry, policy: policy))
         guard StoreLayout.mappedSize(for: geometry) != nil else {
             throw ValidationError("\(geometry) is too large")
         }
-        let databasePath = kind == .tdb ? (command.db ?? StoreSpec.defaultDatabasePath(name: name)) : nil
         let configuration = ServerConfiguration(
             bindAddress: command.bind, port: port, packetSize: packetKB * 1024, maxClients: maxClients,
-            ioTimeoutSeconds: ioTimeout, backendName: kind.rawValue)
-        let spec = StoreSpec(kind: kind, name: name, geometry: geometry, policy: policy,
-                             databasePath: databasePath, sync: command.sync)
+            ioTimeoutSeconds: ioTimeout, backendName: command.backend)
         let request = LaunchRequest(
             configuration: configuration, storeName: name, geometry: geometry, policy: policy,
-            foreground: command.foreground, recordFields: spec.recordFields)
-        return (request, spec)
+            foreground: command.foreground, recordFields: store.recordFields)
+        return (request, store)
     }
 
     /// `text` as a number in `1...max`, or a one-line error naming `what`.

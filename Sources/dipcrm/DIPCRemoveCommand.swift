@@ -30,10 +30,10 @@ struct DIPCRemoveCommand: ParsableCommand {
 
     func run() throws {
         let remover = ServerRemover(runtime: .fromEnvironment(), port: try parsedPort()) { record in
-            guard let (spec, slot) = StoreSpec.fromRecord(record.fields) else {
+            guard let (store, slot) = BackendRegistry.store(fromRecord: record.fields) else {
                 return "its record does not name a store; nothing else removed"
             }
-            return try BackendCatalog.cleanUpAfterCrash(spec, slot: slot)
+            return try store.cleanUpAfterCrash(slot: slot)
         }
         let outcome = remover.remove()
         for line in outcome.messages { print(line) }

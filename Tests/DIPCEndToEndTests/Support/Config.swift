@@ -1,14 +1,15 @@
+import DIPCBackends
 import Foundation
 
 /// The one switch of the end-to-end suite.
 enum E2E {
-    /// Backends the parameterised tests run against. Cut this list while a backend
-    /// is not built yet (e.g. `["sysv"]`); `DIPC_E2E_BACKENDS=sysv,posix` overrides it.
+    /// Backends the parameterised tests run against: every registered backend;
+    /// `DIPC_E2E_BACKENDS=sysv,posix` narrows it.
     static let builtBackends: [String] = {
         if let env = ProcessInfo.processInfo.environment["DIPC_E2E_BACKENDS"], !env.isEmpty {
             return env.split(separator: ",").map { String($0) }
         }
-        return ["sysv", "posix", "tdb"]
+        return BackendRegistry.names
     }()
 
     static var hasTDB: Bool { builtBackends.contains("tdb") }

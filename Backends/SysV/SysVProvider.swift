@@ -1,0 +1,50 @@
+import ArgumentParser
+import DIPCBackendProvider
+import DIPCCore
+import Glibc
+
+/// `--backend sysv`: one System V shared-memory segment per store. No options of its own.
+public struct SysVProvider: BackendProvider {
+    public static let name = "sysv"
+
+    public init() {}
+
+    public var givenOptions: [String] { [] }
+
+    public func store(for request: StoreRequest) throws -> any BackendStore { Self.store(request) }
+
+    public static func store(for request: StoreRequest, record field: (String) -> String?) -> any BackendStore {
+        store(request)
+    }
+
+    public static func scratchStore(for request: StoreRequest, directory: String) -> any BackendStore {
+        store(request)
+    }
+
+    private static func store(_ request: StoreRequest) -> CoordinatedStore {
+        let key = SysVSegment.key(for: request.name)
+        return CoordinatedStore(
+            request: request, removes: "sysv shared memory",
+            openBackend: { create in try SysVBackend.open(name: request.name, geometry: request.geometry, create: create) },
+            leftovers: { objects(key: key) },
+            destroy: {
+                let id = shmget(key, 0, 0)
+                if id >= 0 { shmctl(id, IPC_RMID, nil) }
+            })
+    }
+
+    /// Segments and semaphore sets with `key`, from /proc/sysvipc (a removed segment
+    /// that is still attached shows key 0 there, so it no longer counts).
+    static func objects(key: key_t) -> [String] {
+        var found: [String] = []
+        for (file, kind) in [("/proc/sysvipc/shm", "shm"), ("/proc/sysvipc/sem", "sem")] {
+            guard let text = readSmallFile(file) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count >= 2, let k = Int64(fields[0]), Int32(truncatingIfNeeded: k) == key else { continue }
+                found.append("System V \(kind) id \(fields[1]) key \(key)")
+            }
+        }
+        return found
+    }
+}
