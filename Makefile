@@ -1,9 +1,18 @@
 # DIPC — two commands on a new machine: `make run` and `make test`.
+#
+# Layout: variables and system package lists, then one section per concern:
+# build, run, test, checks (verify, fuzz, asan, tsan, soak), bench, install.
 SHELL := /bin/bash
+
+# ============================================================================
+# Variables
+# ============================================================================
+
 SWIFT ?= swift
 BUILD_FLAGS ?=
 CONFIG ?= debug
 BIN := .build/$(CONFIG)
+
 # `make run` defaults: 16 mailboxes of 64 KiB on port 7070, 4 KiB packets.
 MAILBOXES ?= 16
 MAILBOX_KB ?= 64
@@ -11,13 +20,55 @@ PORT ?= 7070
 PACKET_KB ?= 4
 RUN_ARGS ?=
 
-# System packages the build and the tests need, installed with apt-get when missing.
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd
+# `make soak SOAK_SECONDS=60`: two servers on one store, mixed clients, one SIGKILLed
+# and restarted midway; exits non-zero when an invariant breaks (Benchmarks/dipc-soak).
+SOAK_SECONDS ?= 60
+SOAK_BACKENDS ?= tdb
+SOAK_ARGS ?=
+
+# `make fuzz FUZZ_SECONDS=300`: each libFuzzer target for that long; `make fuzz-ci`:
+# FUZZ_CI_SECONDS each. New inputs go to .build-fuzz/corpus, crashes to .build-fuzz/artifacts.
+FUZZ_SECONDS ?= 300
+FUZZ_CI_SECONDS ?= 45
+FUZZ_TARGETS := decoder handler
+FUZZ_BUILD := FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
+
+# `make asan`: every process of the run (test runners, servers, dipcrm, dipc-client)
+# writes its sanitizer reports here; any error report fails the target.
+ASAN_REPORTS := $(CURDIR)/.build-asan/reports
+
+# `make tsan`: own scratch path (reports in $(TSAN_SCRATCH)/reports); TSAN_FILTER
+# narrows it to some suites (a swift test --filter regex).
+TSAN_SCRATCH := .build-tsan
+TSAN_FILTER ?= .
+
+# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here; QUICK=1 runs a one-minute subset.
+BENCH_OUT ?= .build/bench
+QUICK ?=
+
+# `make install`: PREFIX and DESTDIR as usual. INSTALL_FROM (a directory of built
+# binaries) skips the release build (the tests install the debug products they just built).
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL_FROM ?=
+INSTALLED_COMMANDS := dipc dipcrm dipc-client
+MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
+
+# ============================================================================
+# System packages (Debian), installed with apt-get when missing
+# ============================================================================
+
+# Build and tests (`make deps`, so every target that builds):
+#   libtdb-dev, pkg-config   the tdb backend (CTDB links libtdb, found with pkg-config);
+#   libedit-dev              line editing and history in `dipc-client shell` (CEditLine);
+#   tdb-tools                the tdb backend tests check files with tdbtool;
+#   netcat-openbsd           tests and examples that talk to the server with nc;
+#   python3                  Examples/python's test.
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev python3
+# `make verify`: spin generates the model checker, gcc compiles it.
+VERIFY_APT_PACKAGES := spin gcc
+# `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png.
 BENCH_APT_PACKAGES := memcached gnuplot-nox
-
-.PHONY: all deps build release run stop test bench bench-backends clean
-
-all: build
 
 # $(call apt_install,PACKAGES): installs the Debian packages that are missing
 # (apt-get update first: a new machine's package lists are empty).
@@ -30,11 +81,35 @@ define apt_install
 	fi
 endef
 
+.PHONY: all deps build release clean \
+	run stop \
+	test \
+	verify fuzz-build fuzz fuzz-ci asan tsan soak \
+	bench bench-backends bench-fairness bench-wakeup \
+	install install-files uninstall
+
+all: build
+
+# ============================================================================
+# Build
+# ============================================================================
+
 deps:
 	$(call apt_install,$(APT_PACKAGES))
 
 build: deps
 	$(SWIFT) build -c $(CONFIG) $(BUILD_FLAGS)
+
+# Every product, optimized, into .build/release.
+release: deps
+	$(SWIFT) build -c release
+
+clean:
+	rm -rf .build
+
+# ============================================================================
+# Run
+# ============================================================================
 
 run: build
 	@$(BIN)/dipc $(RUN_ARGS) $(MAILBOXES) $(MAILBOX_KB) $(PORT) $(PACKET_KB)
@@ -44,41 +119,104 @@ run: build
 stop:
 	@$(BIN)/dipcrm $(PORT)
 
+# ============================================================================
+# Test
+# ============================================================================
+
 test: build
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
 	$(SWIFT) test --skip-build $(BUILD_FLAGS)
 
-# Release builds name their products: the test-only lock probe imports DIPCCore @testable.
-RELEASE_PRODUCTS := dipc dipcrm dipc-client dipc-bench
-# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here; QUICK=1 runs a one-minute subset.
-BENCH_OUT ?= .build/bench
-QUICK ?=
+# ============================================================================
+# Checks: verify, fuzz, asan, tsan, soak
+# ============================================================================
 
-release: deps
-	@for p in $(RELEASE_PRODUCTS); do $(SWIFT) build -c release --product $$p || exit 1; done
+# Model-checks Sources/DIPCCore/Model/coordinator.pml (both policies): exclusion,
+# bounded bypass, deadlock freedom, starvation freedom (LTL, weak fairness); fails if any check fails.
+verify:
+	$(call apt_install,$(VERIFY_APT_PACKAGES))
+	Sources/DIPCCore/Model/verify.sh .build/spin
 
+fuzz-build: deps
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_BUILD) --product dipc-fuzz-$$t 2>&1 | { grep -v 'Cannot export local symbol' || true; } || exit 1; \
+	done
+
+# $(call run_fuzzers,SECONDS): runs each target for SECONDS from its seed corpus
+# (Fuzz/Corpus/TARGET, never written). Swift's own crash backtracer is off: libFuzzer
+# prints the stack, and the backtracer (left holding the output pipe) kept a crashed
+# run from ending for minutes.
+define run_fuzzers
+	@mkdir -p .build-fuzz/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .build-fuzz/corpus/$$t; \
+	  echo "fuzzing $$t for $(1) s"; \
+	  SWIFT_BACKTRACE=enable=no .build-fuzz/debug/dipc-fuzz-$$t .build-fuzz/corpus/$$t Fuzz/Corpus/$$t -max_total_time=$(1) -max_len=4096 \
+	    -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=.build-fuzz/artifacts/$$t- 2>&1 \
+	    | grep -E '^(INFO: seed|#[0-9]+ *DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY|Fatal|.*Fatal error|artifact_prefix)' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+endef
+
+fuzz: fuzz-build
+	$(call run_fuzzers,$(FUZZ_SECONDS))
+
+fuzz-ci: fuzz-build
+	$(call run_fuzzers,$(FUZZ_CI_SECONDS))
+
+# The whole test suite under AddressSanitizer (scratch path .build-asan).
+asan: deps
+	$(SWIFT) build --build-tests --scratch-path .build-asan --sanitize=address $(BUILD_FLAGS)
+	@rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS)
+	ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
+	  $(SWIFT) test --skip-build --scratch-path .build-asan --sanitize=address $(BUILD_FLAGS)
+	@if grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* >/dev/null 2>&1; then \
+	  echo "sanitizer reports:"; grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* | xargs head -n 40; exit 1; \
+	else echo "asan: no sanitizer error from any process (suppressed toolchain leaks: Tests/lsan-suppressions.txt)"; fi
+
+# The whole test suite under ThreadSanitizer (own scratch path). Reports of the test
+# process and of the servers it starts go to $(TSAN_SCRATCH)/reports; any report fails
+# the target. Tests/tsan-suppressions.txt says which false positives are suppressed and why.
+tsan: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	@rm -rf $(TSAN_SCRATCH)/reports && mkdir -p $(TSAN_SCRATCH)/reports
+	TSAN_OPTIONS="log_path=$(CURDIR)/$(TSAN_SCRATCH)/reports/tsan suppressions=$(CURDIR)/Tests/tsan-suppressions.txt" \
+	  $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH) --filter '$(TSAN_FILTER)'
+	@if ls $(TSAN_SCRATCH)/reports/tsan.* >/dev/null 2>&1; then \
+	  echo "ThreadSanitizer reports:"; cat $(TSAN_SCRATCH)/reports/tsan.*; exit 1; \
+	else echo "tsan: no ThreadSanitizer report"; fi
+
+soak: deps
+	@for p in dipc dipcrm dipc-soak; do $(SWIFT) build -c release --product $$p || exit 1; done
+	@for b in $(SOAK_BACKENDS); do \
+	  .build/release/dipc-soak --bin .build/release --backend $$b --seconds $(SOAK_SECONDS) $(SOAK_ARGS) || exit 1; \
+	done
+
+# ============================================================================
+# Bench
+# ============================================================================
+
+# dipc (sysv, posix, tdb) against memcached and a socket-only echo server; see docs/PERFORMANCE.md.
 bench: release
 	$(call apt_install,$(BENCH_APT_PACKAGES))
 	.build/release/dipc-bench suite --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
 
+# The backends and coordinators without the network.
 bench-backends: release
 	.build/release/dipc-bench backends
 
-clean:
-	rm -rf .build
+# Wait distributions of readers and writers: fifo, phase-fair, and glibc's unfair pthread_rwlock.
+bench-fairness: deps
+	$(SWIFT) build -c release --product dipc-bench
+	.build/release/dipc-bench fairness
 
-# --- issue 6: install, man pages, completions, examples ---
-# libedit: line editing and history in `dipc-client shell`; python3: Examples/python's test.
-APT_PACKAGES += libedit-dev python3
-PREFIX ?= /usr/local
-DESTDIR ?=
-# Where `make install` takes the binaries from; INSTALL_FROM skips the release build
-# (the tests install the debug products they just built).
-INSTALL_FROM ?=
-INSTALLED_COMMANDS := dipc dipcrm dipc-client
-MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
+# Wake-up latency from a push on one server to a `c` waiting on another (p50/p99/max).
+bench-wakeup: release
+	.build/release/dipc-bench wakeup --bin .build/release
 
-.PHONY: install install-files uninstall
+# ============================================================================
+# Install: binaries, man pages, shell completions
+# ============================================================================
 
 install: $(if $(INSTALL_FROM),,release)
 	@$(MAKE) --no-print-directory install-files BIN_DIR=$(if $(INSTALL_FROM),$(INSTALL_FROM),.build/release)
@@ -100,96 +238,3 @@ uninstall:
 	@root="$(DESTDIR)$(PREFIX)"; for c in $(INSTALLED_COMMANDS); do \
 	  rm -f "$$root/bin/$$c" "$$root/share/man/man1/$$c.1" "$$root/share/bash-completion/completions/$$c" \
 	    "$$root/share/zsh/site-functions/_$$c" "$$root/share/fish/vendor_completions.d/$$c.fish"; done
-# --- issue 7: queues and change notification ---
-.PHONY: bench-wakeup
-# Wake-up latency from a push on one server to a `c` waiting on another (p50/p99/max).
-bench-wakeup: release
-	.build/release/dipc-bench wakeup --bin .build/release
-# --- issue 5: hardening (soak, fuzzing, AddressSanitizer) ---
-# `make soak SOAK_SECONDS=60`: two servers on one store, mixed clients, one SIGKILLed
-# and restarted midway; exits non-zero when an invariant breaks (Benchmarks/dipc-soak).
-# `make fuzz FUZZ_SECONDS=300`: each libFuzzer target for that long; `make fuzz-ci`:
-# FUZZ_CI_SECONDS each. New inputs go to .build-fuzz/corpus, crashes to .build-fuzz/artifacts.
-# `make asan`: the test suite under AddressSanitizer (scratch path .build-asan).
-SOAK_SECONDS ?= 60
-SOAK_BACKENDS ?= tdb
-SOAK_ARGS ?=
-FUZZ_SECONDS ?= 300
-FUZZ_CI_SECONDS ?= 45
-FUZZ_TARGETS := decoder handler
-FUZZ_BUILD := FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
-
-.PHONY: soak fuzz-build fuzz fuzz-ci asan
-
-soak: deps
-	@for p in dipc dipcrm dipc-soak; do $(SWIFT) build -c release --product $$p || exit 1; done
-	@for b in $(SOAK_BACKENDS); do \
-	  .build/release/dipc-soak --bin .build/release --backend $$b --seconds $(SOAK_SECONDS) $(SOAK_ARGS) || exit 1; \
-	done
-
-fuzz-build: deps
-	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
-	  $(FUZZ_BUILD) --product dipc-fuzz-$$t 2>&1 | { grep -v 'Cannot export local symbol' || true; } || exit 1; \
-	done
-
-# Runs each target for $(1) seconds from its seed corpus (Fuzz/Corpus/TARGET, never written).
-# Swift's own crash backtracer is off: libFuzzer prints the stack, and the backtracer
-# (left holding the output pipe) kept a crashed run from ending for minutes.
-define run_fuzzers
-	@mkdir -p .build-fuzz/artifacts
-	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p .build-fuzz/corpus/$$t; \
-	  echo "fuzzing $$t for $(1) s"; \
-	  SWIFT_BACKTRACE=enable=no .build-fuzz/debug/dipc-fuzz-$$t .build-fuzz/corpus/$$t Fuzz/Corpus/$$t -max_total_time=$(1) -max_len=4096 \
-	    -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=.build-fuzz/artifacts/$$t- 2>&1 \
-	    | grep -E '^(INFO: seed|#[0-9]+ *DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY|Fatal|.*Fatal error|artifact_prefix)' ; \
-	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
-	done
-endef
-
-fuzz: fuzz-build
-	$(call run_fuzzers,$(FUZZ_SECONDS))
-
-fuzz-ci: fuzz-build
-	$(call run_fuzzers,$(FUZZ_CI_SECONDS))
-
-# Every process of the run (test runners, servers, dipcrm, dipc-client) writes its
-# sanitizer reports to .build-asan/reports; any error report fails the target.
-ASAN_REPORTS := $(CURDIR)/.build-asan/reports
-asan: deps
-	$(SWIFT) build --build-tests --scratch-path .build-asan --sanitize=address $(BUILD_FLAGS)
-	@rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS)
-	ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
-	  $(SWIFT) test --skip-build --scratch-path .build-asan --sanitize=address $(BUILD_FLAGS)
-	@if grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* >/dev/null 2>&1; then \
-	  echo "sanitizer reports:"; grep -l 'ERROR:' $(ASAN_REPORTS)/asan.* | xargs head -n 40; exit 1; \
-	else echo "asan: no sanitizer error from any process (suppressed toolchain leaks: Tests/lsan-suppressions.txt)"; fi
-# --- issue 4: coordinator proof (spin), fairness benchmark, ThreadSanitizer ---
-.PHONY: verify tsan bench-fairness
-VERIFY_APT_PACKAGES := spin gcc
-
-# Model-checks Sources/DIPCCore/Model/coordinator.pml (both policies): exclusion,
-# bounded bypass, deadlock freedom, starvation freedom (LTL, weak fairness); fails if any check fails.
-verify:
-	$(call apt_install,$(VERIFY_APT_PACKAGES))
-	Sources/DIPCCore/Model/verify.sh .build/spin
-
-# Wait distributions of readers and writers: fifo, phase-fair, and glibc's unfair pthread_rwlock.
-bench-fairness: deps
-	$(SWIFT) build -c release --product dipc-bench
-	.build/release/dipc-bench fairness
-
-# The whole test suite under ThreadSanitizer (own scratch path). Reports of the test
-# process and of the servers it starts go to .build-tsan/reports; any report fails the
-# target. TSAN_FILTER narrows it to some suites (a swift test --filter regex).
-# Tests/tsan-suppressions.txt says which false positives are suppressed and why.
-TSAN_SCRATCH := .build-tsan
-TSAN_FILTER ?= .
-tsan: deps
-	$(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
-	@rm -rf $(TSAN_SCRATCH)/reports && mkdir -p $(TSAN_SCRATCH)/reports
-	TSAN_OPTIONS="log_path=$(CURDIR)/$(TSAN_SCRATCH)/reports/tsan suppressions=$(CURDIR)/Tests/tsan-suppressions.txt" \
-	  $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH) --filter '$(TSAN_FILTER)'
-	@if ls $(TSAN_SCRATCH)/reports/tsan.* >/dev/null 2>&1; then \
-	  echo "ThreadSanitizer reports:"; cat $(TSAN_SCRATCH)/reports/tsan.*; exit 1; \
-	else echo "tsan: no ThreadSanitizer report"; fi

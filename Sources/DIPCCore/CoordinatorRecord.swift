@@ -3,48 +3,37 @@ import Atomics
 /// The shared state of one mailbox's readers-writer lock: a view over
 /// `CoordinatorRecord.stride` bytes of the coordinator region.
 ///
-/// Layout (offsets in bytes from the record's start; every word is a `UInt32`):
-///
-/// | offset | size | content |
-/// |-------:|-----:|---------|
-/// | 0      | 64   | robust process-shared mutex guarding everything below except `change*` |
-/// | 64     | 4    | `wake`: futex word lock waiters sleep on; bumped whenever a waiter may progress |
-/// | 68     | 4    | `epoch`: bumped when outstanding tickets are voided (recovery) |
-/// | 72     | 4    | `next`: next ticket to hand out (fifo: every access; phase-fair: writers) |
-/// | 76     | 4    | `serving`: ticket allowed to enter next |
-/// | 80     | 4    | `writer`: slot + 1 of the write-lock holder, 0 when none |
-/// | 84     | 4    | `activeReaders`: sum of `readHolds` |
-/// | 88     | 4    | `ticketHolders`: sum of per-slot `tickets` (threads waiting with a ticket) |
-/// | 92     | 4    | `blockedReaders`: sum of per-slot `blocked` (phase-fair readers waiting for a writer to leave) |
-/// | 96     | 4    | `phase`: bumped each time blocked readers are admitted together (phase-fair) |
-/// | 128    | 4    | `change`: change counter watchers sleep on (atomic, no mutex) |
-/// | 132    | 4    | `changeWatchers`: nonzero when someone may sleep on `change` |
-/// | 192    | 512  | 32 slots × 16 bytes: `readHolds`, `tickets`, `blocked`, reserved |
+/// Layout: `CoordinatorRecordLayout` (the one table of every field of the record,
+/// including the `QueueWaiters` lines in bytes 136..<192, which this type only zeroes
+/// in `formatState`). The offsets below are names for entries of that table.
 ///
 /// The per-slot counts are the truth; the aggregates are caches that can be
 /// recomputed from them after a holder of the mutex died mid-update. All words are
 /// accessed through atomics (relaxed under the mutex), so there are no data races
 /// even between processes.
 package struct CoordinatorRecord {
-    static let stride = 704
+    private typealias Field = CoordinatorRecordLayout.Field
+    private typealias Slot = CoordinatorRecordLayout.Slot
 
-    static let mutexOffset = 0
-    static let wakeOffset = 64
-    static let epochOffset = 68
-    static let nextOffset = 72
-    static let servingOffset = 76
-    static let writerOffset = 80
-    static let activeReadersOffset = 84
-    static let ticketHoldersOffset = 88
-    static let blockedReadersOffset = 92
-    static let phaseOffset = 96
-    static let changeOffset = 128
-    static let changeWatchersOffset = 132
-    static let slotsOffset = 192
-    static let slotStride = 16
-    static let slotReadHolds = 0
-    static let slotTickets = 4
-    static let slotBlocked = 8
+    static let stride = CoordinatorRecordLayout.size
+
+    static let mutexOffset = Field.mutex.offset
+    static let wakeOffset = Field.wake.offset
+    static let epochOffset = Field.epoch.offset
+    static let nextOffset = Field.next.offset
+    static let servingOffset = Field.serving.offset
+    static let writerOffset = Field.writer.offset
+    static let activeReadersOffset = Field.activeReaders.offset
+    static let ticketHoldersOffset = Field.ticketHolders.offset
+    static let blockedReadersOffset = Field.blockedReaders.offset
+    static let phaseOffset = Field.phase.offset
+    static let changeOffset = Field.change.offset
+    static let changeWatchersOffset = Field.changeWatchers.offset
+    static let slotsOffset = Field.slots.offset
+    static let slotStride = Slot.stride
+    static let slotReadHolds = Slot.readHolds.offset
+    static let slotTickets = Slot.tickets.offset
+    static let slotBlocked = Slot.blocked.offset
 
     let base: UnsafeMutableRawPointer
 

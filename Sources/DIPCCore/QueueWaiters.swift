@@ -8,20 +8,11 @@ public enum QueueLineKind: Int, Sendable {
     case producers = 1
 }
 
-/// One waiting line of one mailbox: a ticket queue in bytes 136..<192 of the mailbox's
-/// `CoordinatorRecord` (consumers at 136, producers at 164), shared by every thread of
-/// every server attached to the store. No mutex: every word is a sequentially
-/// consistent atomic.
-///
-/// Layout of a line (28 bytes, every word a `UInt32`):
-///
-/// | offset | content |
-/// |-------:|---------|
-/// | 0      | `next`: the next ticket to hand out |
-/// | 4      | `serving`: the ticket at the head of the line (futex word non-heads sleep on) |
-/// | 8      | `members`: bit s set while server slot s may have threads in this line |
-/// | 12     | `claim`: ticket + 1 of the head that announced itself (live heads do at once); 0 = none |
-/// | 16     | `departed`: 96 bits, bit `t % 96` set when ticket t left before its turn |
+/// One waiting line of one mailbox: a ticket queue in the mailbox's `CoordinatorRecord`
+/// (`CoordinatorRecordLayout.Field.consumerLine` / `.producerLine`, bytes 136..<192),
+/// shared by every thread of every server attached to the store. No mutex: every word
+/// is a sequentially consistent atomic. The words of a line (`next`, `serving`,
+/// `members`, `claim`, `departed`) are laid out in `CoordinatorRecordLayout.Line`.
 ///
 /// Rules: only the head (`serving == ticket`) may attempt its push or take. The head
 /// leaves by advancing `serving`, skipping tickets marked departed. A waiter that gives
@@ -29,20 +20,20 @@ public enum QueueLineKind: Int, Sendable {
 /// the line: `serving` jumps to `next` and every waiter queues again). A waiter whose
 /// ticket was passed over (void, or a skip after a stall) queues again at the back.
 struct WaiterLine {
-    static let recordOffset = 136
-    static let size = 28
-    static let window: UInt32 = 96
+    private typealias Layout = CoordinatorRecordLayout.Line
 
-    private static let nextOffset = 0
-    private static let servingOffset = 4
-    private static let membersOffset = 8
-    private static let claimOffset = 12
-    private static let departedOffset = 16
+    static let window = UInt32(Layout.departedWindow)
+
+    private static let nextOffset = Layout.next.offset
+    private static let servingOffset = Layout.serving.offset
+    private static let membersOffset = Layout.members.offset
+    private static let claimOffset = Layout.claim.offset
+    private static let departedOffset = Layout.departed.offset
 
     let base: UnsafeMutableRawPointer
 
     init(_ record: CoordinatorRecord, _ kind: QueueLineKind) {
-        base = record.base + WaiterLine.recordOffset + kind.rawValue * WaiterLine.size
+        base = record.base + CoordinatorRecordLayout.line(kind).offset
     }
 
     @inline(__always)
