@@ -39,7 +39,7 @@ let package = Package(
             name: "DIPCBackendProvider",
             dependencies: ["DIPCCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/DIPCBackendProvider"),
-        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CDIPCShims", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/SysV"),
+        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/SysV"),
         .target(name: "DIPCPOSIX", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/POSIX"),
         // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
@@ -66,7 +66,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DIPCBackends"),
-        .target(name: "DIPCClient", dependencies: ["DIPCProtocol"], path: "Sources/DIPCClient"),
+        // Blocking client library for Swift programs (its own small reply parser: no server code).
+        .target(name: "DIPCClient", path: "Sources/DIPCClient"),
         // libedit (apt: libedit-dev; the Makefile installs it): line editing in `dipc-client shell`.
         .systemLibrary(name: "CEditLine", path: "Sources/CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(
@@ -111,16 +112,19 @@ let package = Package(
             dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCBackendProvider", "DIPCCore"]),
         // Second process for the coordinator's cross-process tests.
         .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
-        .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "DIPCBackends", "dipc-lockprobe"]),
-        .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient", "DIPCProtocol"]),
+        .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "dipc-lockprobe"]),
+        .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient"]),
+        .testTarget(
+            name: "DIPCServerTests",
+            dependencies: ["DIPCServer", "DIPCCore", "DIPCRuntime", "DIPCTestSupport", .product(name: "Logging", package: "swift-log")]),
         // Starts the real binaries; the registry says which backends to start them with.
         .testTarget(
             name: "DIPCEndToEndTests",
             dependencies: [
-                "DIPCClient", "DIPCTestSupport", "DIPCBackends",
+                "DIPCTestSupport", "DIPCBackends",
                 "dipc", "dipcrm", "dipc-client", "dipc-producer-consumer", "dipc-chat",
             ]),
-        .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore", "DIPCTestSupport"]),
+        .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore", "DIPCTestSupport", "CTDB"]),
     ]
 )
 

@@ -20,7 +20,7 @@ public enum Daemon {
 
     /// Spawns `/proc/self/exe arguments` detached with the readiness pipe and waits at
     /// most `timeoutSeconds` for its report.
-    public static func spawnAndWait(arguments: [String], timeoutSeconds: Double = 60) -> StartOutcome {
+    public static func spawnAndWait(arguments: [String], timeoutSeconds: Double = ServerTimeouts.standard.readinessSeconds) -> StartOutcome {
         var fds: [Int32] = [0, 0]
         guard cdipc_pipe_cloexec(&fds) == 0 else { return .failed(reason: "\(SystemError.last("pipe2"))") }
         var writeEnd = fds[1]

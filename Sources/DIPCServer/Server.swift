@@ -5,18 +5,21 @@ import DIPCProtocol
 import Glibc
 import Logging
 
-/// A running DIPC server: one listening socket, an accept thread, and one thread per
-/// connection, serving the mailboxes of one `MailboxStore`.
+/// A running DIPC server: one accept thread per listening socket, and one thread per
+/// connection, serving the mailboxes of one `MailboxStore` through a `StoreGate`.
 ///
-/// `start` binds and begins accepting; `stop` stops accepting, answers idle
-/// connections `err shutdown`, and lets requests in flight finish until the grace
-/// period ends. The store is the caller's to open and to detach.
+/// `start` begins accepting; `stop` stops accepting, answers idle connections
+/// `err shutdown`, and lets requests in flight finish until the grace period ends.
+/// The listeners, the store and the gate are the caller's: it opens them before, and
+/// closes them after (the gate before the store is detached); see `ServerParts`.
 public final class Server: @unchecked Sendable {
     public let configuration: ServerConfiguration
     let store: any MailboxStore
     let logger: Logger
     let statistics = ServerStatistics()
-    private let listener: ListeningSocket
+    /// Every listener gets its own accept loop (TCP today; TLS or a Unix socket would be more).
+    private let listeners: [ListeningSocket]
+    private let storeGate: StoreGate
     /// Readable once a stop has begun; every connection polls it.
     let stopSignalFD: Int32
     private let stopSignalWriteFD: Int32
@@ -24,20 +27,25 @@ public final class Server: @unchecked Sendable {
     /// Monotonic time after which requests in flight are cut short.
     private(set) var stopDeadline = Double.infinity
     private let activeConnections = ManagedAtomic<Int>(0)
-    /// Threads inside `withStore`, and whether the store may still be entered.
-    private let storeUsers = ManagedAtomic<Int>(0)
-    private let storeClosed = ManagedAtomic<Bool>(false)
-    private let acceptLoopDone = ManagedAtomic<Bool>(false)
-    /// Held open so that, out of descriptors, the accept thread can free one to turn a client away.
-    private var spareDescriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
-    private var lastDescriptorWarning = -Double.infinity
+    private let runningAcceptLoops = ManagedAtomic<Int>(0)
 
-    /// A server that will accept on `listener` (which it owns from now on and closes in `stop`).
-    public init(configuration: ServerConfiguration, listener: ListeningSocket, store: any MailboxStore, logger: Logger) throws {
+    /// A server that will accept on `listener`, with a store gate of its own.
+    /// The listener stays the caller's to close (after `stop`).
+    public convenience init(configuration: ServerConfiguration, listener: ListeningSocket, store: any MailboxStore,
+                            logger: Logger) throws {
+        try self.init(configuration: configuration, listeners: [listener], store: store, storeGate: StoreGate(), logger: logger)
+    }
+
+    /// A server that will accept on every one of `listeners` (the caller's to close
+    /// after `stop`) and enter `store` only through `storeGate`.
+    init(configuration: ServerConfiguration, listeners: [ListeningSocket], store: any MailboxStore, storeGate: StoreGate,
+         logger: Logger) throws {
+        precondition(!listeners.isEmpty, "a server needs a listener")
         self.configuration = configuration
         self.store = store
+        self.storeGate = storeGate
         self.logger = logger
-        self.listener = listener
+        self.listeners = listeners
         var fds: [Int32] = [0, 0]
         guard cdipc_pipe_cloexec(&fds) == 0 else {
             throw SystemError.last("pipe2")
@@ -48,15 +56,32 @@ public final class Server: @unchecked Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
-    /// Starts the accept thread.
+    /// Starts one accept thread per listener. When one cannot be started, stops the
+    /// ones already running (as `stop` does) and throws.
     public func start() throws {
-        try startDetachedThread(name: "dipc-accept") { [self] in acceptLoop() }
+        for listener in listeners {
+            let listeningFD = listener.fd
+            runningAcceptLoops.wrappingIncrement(ordering: .acquiringAndReleasing)
+            do {
+                try startDetachedThread(name: "dipc-accept") { [self] in acceptLoop(listeningFD) }
+            } catch {
+                runningAcceptLoops.wrappingDecrement(ordering: .acquiringAndReleasing)
+                stop()
+                throw error
+            }
+        }
     }
 
-    private func acceptLoop() {
-        defer { acceptLoopDone.store(true, ordering: .releasing) }
+    private func acceptLoop(_ listeningFD: Int32) {
+        // Held open so that, out of descriptors, this loop can free one to turn a client away.
+        var spareDescriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        var lastDescriptorWarning = -Double.infinity
+        defer {
+            close(spareDescriptor)
+            runningAcceptLoops.wrappingDecrement(ordering: .acquiringAndReleasing)
+        }
         while true {
-            let fd = cdipc_accept_cloexec(listener.fd)
+            let fd = cdipc_accept_cloexec(listeningFD)
             if isStopping {
                 if fd >= 0 { reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true)) }
                 return
@@ -72,7 +97,7 @@ public final class Server: @unchecked Sendable {
                         logger.warning("out of file descriptors; turning clients away", metadata: ["error": "\(error)"])
                     }
                     close(spareDescriptor)
-                    let turnedAway = cdipc_accept_cloexec(listener.fd)
+                    let turnedAway = cdipc_accept_cloexec(listeningFD)
                     if turnedAway >= 0 {
                         statistics.rejected.add(1)
                         let bytes = ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded
@@ -136,45 +161,31 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Stops the server: no new connections; idle ones get `err shutdown`; requests in
-    /// flight may finish within the grace period. Returns once every connection has
-    /// closed or the grace period has passed.
+    /// flight may finish within the grace period. Returns once every connection and
+    /// accept loop has ended or the grace period and the drain time have passed. The
+    /// listeners are shut down (so their accept loops wake), not closed. Call once.
     public func stop() {
-        stopDeadline = monotonicSeconds() + configuration.stopGraceSeconds
+        let timeouts = configuration.timeouts
+        stopDeadline = monotonicSeconds() + timeouts.stopGraceSeconds
         stopping.store(true, ordering: .releasing)
         var byte: UInt8 = 1
         _ = write(stopSignalWriteFD, &byte, 1)
-        shutdown(listener.fd, Int32(SHUT_RDWR))
-        while monotonicSeconds() < stopDeadline + 0.5 {
-            if activeConnections.load(ordering: .acquiring) == 0 && acceptLoopDone.load(ordering: .acquiring) { break }
+        for listener in listeners { shutdown(listener.fd, Int32(SHUT_RDWR)) }
+        while monotonicSeconds() < stopDeadline + timeouts.stopDrainSeconds {
+            if activeConnections.load(ordering: .acquiring) == 0 && runningAcceptLoops.load(ordering: .acquiring) == 0 { break }
             usleep(5_000)
         }
         let left = activeConnections.load(ordering: .acquiring)
         if left > 0 { logger.warning("stopping with connections still open", metadata: ["connections": "\(left)"]) }
-        close(listener.fd)
     }
 
-    /// Thrown by `withStore` once the store is closed for this server.
-    struct StoreClosed: Error {}
+    /// Thrown by `withStore` once the store gate is closed.
+    typealias StoreClosed = StoreGate.Closed
 
-    /// Runs `body`, which uses the store; throws `StoreClosed` once `closeStore` has begun,
-    /// so no thread touches the store after it is detached.
+    /// Runs `body`, which uses the store, through the store gate; throws `StoreClosed`
+    /// once the gate is closing, so no thread touches the store after it is detached.
     func withStore<T>(_ body: () throws -> T) throws -> T {
-        storeUsers.wrappingIncrement(ordering: .sequentiallyConsistent)
-        defer { storeUsers.wrappingDecrement(ordering: .sequentiallyConsistent) }
-        if storeClosed.load(ordering: .sequentiallyConsistent) { throw StoreClosed() }
-        return try body()
-    }
-
-    /// Closes the store to every connection and waits (at most `timeoutSeconds`) until
-    /// no thread is inside it. Returns whether it is now unused. Call after `stop`.
-    public func closeStore(timeoutSeconds: Double = 2) -> Bool {
-        storeClosed.store(true, ordering: .sequentiallyConsistent)
-        let deadline = monotonicSeconds() + timeoutSeconds
-        while storeUsers.load(ordering: .sequentiallyConsistent) > 0 {
-            if monotonicSeconds() > deadline { return false }
-            usleep(1_000)
-        }
-        return true
+        try storeGate.enter(body)
     }
 
     /// The `i` reply's pairs.

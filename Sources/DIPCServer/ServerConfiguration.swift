@@ -9,8 +9,8 @@ public struct ServerConfiguration: Sendable {
     public var maxClients: Int
     /// Seconds a started request may stall before `err timeout`.
     public var ioTimeoutSeconds: Int
-    /// Seconds requests in flight may take to finish once a stop begins.
-    public var stopGraceSeconds: Double = 5
+    /// Start-up and shutdown limits (the stop grace period among them).
+    public var timeouts = ServerTimeouts.standard
     /// The backend's name for `i` (`sysv`, `posix`, `tdb`).
     public var backendName: String
 

@@ -9,8 +9,9 @@ import Glibc
 public struct ServerRemover {
     public let runtime: RuntimeDirectory
     public let port: Int
-    /// Seconds to wait for a graceful stop before SIGKILL (the server's own grace is 5 s).
-    public var stopTimeoutSeconds: Double = 15
+    /// Seconds to wait for a graceful stop before SIGKILL (longer than the server's whole
+    /// stop: see `ServerTimeouts`).
+    public var stopTimeoutSeconds: Double = ServerTimeouts.standard.removerStopSeconds
     /// Cleans up the store of a server that died without detaching; returns a sentence
     /// for the user. Given the dead server's record.
     public var cleanUpStore: (RuntimeRecord) throws -> String
@@ -73,7 +74,7 @@ public struct ServerRemover {
                 outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) exited without cleaning up")
             } else {
                 kill(process.pid, SIGKILL)
-                _ = waitForExit(of: process, seconds: 5)
+                _ = waitForExit(of: process, seconds: ServerTimeouts.standard.removerKillSeconds)
                 outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) did not stop within \(Int(stopTimeoutSeconds)) s; killed it")
             }
         } else {

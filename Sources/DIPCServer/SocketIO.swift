@@ -34,7 +34,7 @@ enum SocketIO {
 
     /// Closes after a final reply so that the reply is not lost to a reset: sends FIN,
     /// discards what the peer still sends for up to `lingerSeconds`, then closes.
-    static func closeGracefully(_ fd: Int32, lingerSeconds: Double = 1) {
+    static func closeGracefully(_ fd: Int32, lingerSeconds: Double = ServerTimeouts.standard.lingeringCloseSeconds) {
         shutdown(fd, Int32(SHUT_WR))
         let deadline = monotonicSeconds() + lingerSeconds
         var scratch = [UInt8](repeating: 0, count: 4096)
