@@ -26,6 +26,8 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let wouldBlock = Errno(rawValue: EAGAIN)
     /// `ENOENT`.
     public static let noSuchFileOrDirectory = Errno(rawValue: ENOENT)
+    /// `ENOTDIR`.
+    public static let notADirectory = Errno(rawValue: ENOTDIR)
     /// `EEXIST`.
     public static let fileExists = Errno(rawValue: EEXIST)
     /// `ESRCH`.

@@ -117,11 +117,4 @@ enum Factories {
         var st = stat()
         return lstat(path, &st) == 0
     }
-
-    /// Whether `error` is the placeholder TDB backend's "not built yet" (and only that).
-    static func isTDBNotBuiltYet(_ error: Error) -> Bool {
-        if let failure = error as? ConformanceFailure { return failure.got.contains("tdb backend is not built yet") }
-        if case let StoreError.unavailable(reason)? = error as? StoreError { return reason.contains("tdb backend is not built yet") }
-        return false
-    }
 }
