@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "dipc-client",
             dependencies: [
-                "DIPCClient", "DIPCRuntime", "CEditLine",
+                "DIPCClient", "DIPCRuntime", "DIPCCore", "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dipc-client"),

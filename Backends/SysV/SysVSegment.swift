@@ -25,50 +25,51 @@ public final class SysVSegment: SharedSegment {
         let key = key(for: name)
         while true {
             if create {
-                let id = shmget(key, size, IPC_CREAT | IPC_EXCL | 0o600)
-                if id >= 0 { return try SysVSegment(id: id, key: key, created: true) }
-                let code = errno
-                if code != EEXIST { throw creationError(code, size: size) }
-            }
-            let id = shmget(key, 0, 0)
-            if id >= 0 {
                 do {
-                    return try SysVSegment(id: id, key: key, created: false)
-                } catch let error as SystemError where error.errno == EIDRM || error.errno == EINVAL {
-                    continue  // removed between shmget and shmat: look again
+                    let id = try systemCall("shmget") { shmget(key, size, IPC_CREAT | IPC_EXCL | 0o600) }
+                    return try SysVSegment(id: id, key: key, created: true)
+                } catch let error as SystemError where error.call == "shmget" {
+                    if error.errno != .fileExists { throw creationError(error, size: size) }
                 }
             }
-            let code = errno
-            if code == ENOENT {
+            do {
+                let id = try systemCall("shmget") { shmget(key, 0, 0) }
+                return try SysVSegment(id: id, key: key, created: false)
+            } catch let error as SystemError where error.call == "shmat" || error.call == "shmctl(IPC_STAT)" {
+                // Removed between shmget and shmat: look again.
+                if error.errno == .identifierRemoved || error.errno == .invalidArgument { continue }
+                throw error
+            } catch let error as SystemError where error.errno == .noSuchFileOrDirectory {
                 if create { continue }  // removed after our EEXIST: create it again
                 return nil
             }
-            throw SystemError("shmget", errno: code)
         }
     }
 
-    private static func creationError(_ code: Int32, size: Int) -> Error {
-        switch code {
-        case EINVAL:
+    private static func creationError(_ error: SystemError, size: Int) -> Error {
+        switch error.errno {
+        case .invalidArgument:
             let limit = readSmallFile("/proc/sys/kernel/shmmax")?.split(separator: "\n").first ?? "?"
-            return StoreError.tooLarge("a System V segment of \(size) bytes exceeds the kernel limit (kernel.shmmax = \(limit)); \(SystemError("shmget", errno: code))")
-        case ENOSPC, ENOMEM:
-            return StoreError.tooLarge("the kernel cannot hold a System V segment of \(size) bytes (kernel.shmall / shmmni / memory); \(SystemError("shmget", errno: code))")
+            return StoreError.tooLarge("a System V segment of \(size) bytes exceeds the kernel limit (kernel.shmmax = \(limit)); \(error)")
+        case .noSpace, .noMemory:
+            return StoreError.tooLarge("the kernel cannot hold a System V segment of \(size) bytes (kernel.shmall / shmmni / memory); \(error)")
         default:
-            return SystemError("shmget", errno: code)
+            return error
         }
     }
 
     private init(id: Int32, key: key_t, created: Bool) throws {
         var ds = shmid_ds()
-        if shmctl(id, IPC_STAT, &ds) != 0 {
-            let error = SystemError.last("shmctl(IPC_STAT)")
-            if created { shmctl(id, IPC_RMID, nil) }
+        do {
+            try systemCall("shmctl(IPC_STAT)") { shmctl(id, IPC_STAT, &ds) }
+        } catch {
+            if created { SysVSegment.removeAfterFailedCreation(id) }
             throw error
         }
+        // shmat reports failure as (void *)-1, and never EINTR.
         guard let pointer = shmat(id, nil, 0), Int(bitPattern: pointer) != -1 else {
             let error = SystemError.last("shmat")
-            if created { shmctl(id, IPC_RMID, nil) }
+            if created { SysVSegment.removeAfterFailedCreation(id) }
             throw error
         }
         self.id = id
@@ -84,29 +85,53 @@ public final class SysVSegment: SharedSegment {
 
     /// The segment's creator (`shm_cpid`) is a running process. A pid reused by
     /// another process reads as alive, which only delays the cleanup.
+    /// A segment that is gone counts as a dead creator; one that cannot be looked at for
+    /// another reason (EACCES) as a live one, so it is never removed under its creator.
     public var creatorIsAlive: Bool {
         var ds = shmid_ds()
-        guard shmctl(id, IPC_STAT, &ds) == 0 else { return errno != EIDRM && errno != EINVAL }
+        do {
+            try systemCall("shmctl(IPC_STAT)") { shmctl(id, IPC_STAT, &ds) }
+        } catch let error as SystemError {
+            return error.errno != .identifierRemoved && error.errno != .invalidArgument
+        } catch {
+            return true
+        }
         return ProcessIdentity.lookup(ds.shm_cpid) != .gone
     }
 
+    /// Detaches the segment (once). `shmdt` of an address this object attached cannot
+    /// fail but through a bug, which traps.
     public func unmap() {
         if mapped {
-            shmdt(base)
+            do {
+                try systemCall("shmdt") { shmdt(base) }
+            } catch {
+                preconditionFailure("\(error)")
+            }
             mapped = false
         }
     }
 
     public func remove() throws {
-        if shmctl(id, IPC_RMID, nil) != 0 && errno != EINVAL && errno != EIDRM {
-            throw SystemError.last("shmctl(IPC_RMID)")
+        do {
+            try systemCall("shmctl(IPC_RMID)") { shmctl(id, IPC_RMID, nil) }
+        } catch let error as SystemError where error.errno == .invalidArgument || error.errno == .identifierRemoved {
+            return  // removed already
         }
     }
 
-    /// Removes segment `id` if it still exists (cleanup after a crash). Returns whether it did.
+    /// Removes a segment this process just created and could not attach. Ignoring a
+    /// failure is harmless: the segment is unformatted, and the next opener of the
+    /// store finds it abandoned (its creator gone) and removes it.
+    private static func removeAfterFailedCreation(_ id: Int32) {
+        ignoringFailure("an abandoned unformatted segment is removed by the next opener") { shmctl(id, IPC_RMID, nil) }
+    }
+
+    /// Removes segment `id` if it still exists (cleanup after a crash). Returns whether
+    /// it did; false when it is gone already or cannot be removed (not this user's).
     @discardableResult
     public static func remove(id: Int32) -> Bool {
-        shmctl(id, IPC_RMID, nil) == 0
+        (try? systemCall("shmctl(IPC_RMID)", { shmctl(id, IPC_RMID, nil) })) != nil
     }
 
     deinit { unmap() }

@@ -61,9 +61,10 @@ public enum TDBBackend {
         if !create {
             // Cleaning up after a crash: without the control map there is nothing to do.
             var st = stat()
-            guard stat(path, &st) == 0 else {
-                if errno == ENOENT || errno == ENOTDIR { return nil }
-                throw SystemError.last("stat(\(path))")
+            do {
+                try systemCall("stat(\(path))") { stat(path, &st) }
+            } catch let error as SystemError where error.errno == .noSuchFileOrDirectory || error.errno == .notADirectory {
+                return nil
             }
             let id = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
             guard let control = try POSIXSegment.open(objectName: controlObjectName(for: id), size: controlSize,

@@ -38,11 +38,12 @@ final class TDBFile: @unchecked Sendable {
         self.id = id
         self.context = context
         mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        // A default (non-shared, non-robust) mutex: glibc's init cannot fail.
+        errnoReturningCallOrTrap("pthread_mutex_init") { pthread_mutex_init(mutex, nil) }
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
+        errnoReturningCallOrTrap("pthread_mutex_destroy") { pthread_mutex_destroy(mutex) }
         mutex.deallocate()
     }
 
@@ -54,11 +55,12 @@ final class TDBFile: @unchecked Sendable {
         try registry.withLock { (files: inout [FileID: TDBFile]) throws -> TDBFile? in
             var st = stat()
             var exists = true
-            if stat(path, &st) != 0 {
-                guard errno == ENOENT else {
-                    throw StoreError.corrupt(name: storeName, reason: "cannot use TDB file \(path): \(SystemError.last("stat"))")
-                }
+            do {
+                try systemCall("stat") { stat(path, &st) }
+            } catch let error as SystemError where error.errno == .noSuchFileOrDirectory {
                 exists = false
+            } catch {
+                throw StoreError.corrupt(name: storeName, reason: "cannot use TDB file \(path): \(error)")
             }
             if exists, let file = files[FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))] {
                 file.references += 1
@@ -76,9 +78,11 @@ final class TDBFile: @unchecked Sendable {
                 throw openError(path: path, errno: code, storeName: storeName)
             }
             var opened = stat()
-            guard fstat(tdb_fd(tdb), &opened) == 0 else {
-                let error = SystemError.last("fstat(\(path))")
-                tdb_close(tdb)
+            do {
+                try systemCall("fstat(\(path))") { fstat(tdb_fd(tdb), &opened) }
+            } catch {
+                // Nothing was written through this context: closing it can lose nothing.
+                ignoringFailure("a context that wrote nothing has nothing to lose") { tdb_close(tdb) }
                 throw error
             }
             let file = TDBFile(path: path, id: FileID(device: UInt64(opened.st_dev), inode: UInt64(opened.st_ino)),
@@ -114,8 +118,9 @@ final class TDBFile: @unchecked Sendable {
 
     /// Runs `body` with the context, holding this file's mutex.
     func withContext<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        // A default mutex taken and released by this function only: failure is a bug.
+        errnoReturningCallOrTrap("pthread_mutex_lock") { pthread_mutex_lock(mutex) }
+        defer { errnoReturningCallOrTrap("pthread_mutex_unlock") { pthread_mutex_unlock(mutex) } }
         return try body(context)
     }
 }

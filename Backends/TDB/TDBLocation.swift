@@ -45,14 +45,16 @@ enum TDBLocation {
     static func prepareDirectory(of path: String, stateDirectory: String) throws {
         let dir = directory(of: path)
         var st = stat()
-        if stat(dir, &st) == 0 {
+        do {
+            try systemCall("stat") { stat(dir, &st) }
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
                 throw StoreError.unavailable("the directory of --db \(path) is not a directory")
             }
             return
-        }
-        guard errno == ENOENT || errno == ENOTDIR else {
-            throw StoreError.unavailable("the directory of --db \(path) is not usable: \(SystemError.last("stat"))")
+        } catch let error as SystemError where error.errno != .noSuchFileOrDirectory && error.errno != .notADirectory {
+            throw StoreError.unavailable("the directory of --db \(path) is not usable: \(error)")
+        } catch is SystemError {
+            // Missing: created below when it lies in the state directory.
         }
         let state = absolute(stateDirectory)
         guard dir == state || dir.hasPrefix(state == "/" ? "/" : state + "/") else {
@@ -61,8 +63,12 @@ enum TDBLocation {
         var prefix = ""
         for part in dir.split(separator: "/") {
             prefix += "/" + part
-            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
-                throw StoreError.unavailable("cannot create the state directory \(dir): \(SystemError.last("mkdir(\(prefix))"))")
+            do {
+                try systemCall("mkdir(\(prefix))") { mkdir(prefix, 0o700) }
+            } catch let error as SystemError where error.errno == .fileExists {
+                continue
+            } catch {
+                throw StoreError.unavailable("cannot create the state directory \(dir): \(error)")
             }
         }
     }

@@ -1,24 +1,15 @@
 #define _GNU_SOURCE
 #ifdef __linux__
 #include "CDIPCShims.h"
-#include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
-#include <sys/ipc.h>
-#include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-union cdipc_semun {
-    int val;
-    struct semid_ds *buf;
-    unsigned short *array;
-};
 
 int cdipc_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns) {
     struct timespec ts, *tsp = NULL;
@@ -33,16 +24,6 @@ int cdipc_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns) {
 int cdipc_futex_wake(uint32_t *addr, int count) {
     return (int)syscall(SYS_futex, addr, FUTEX_WAKE, count, NULL, NULL, 0);
 }
-
-int cdipc_semctl_setval(int id, int num, int value) {
-    union cdipc_semun arg;
-    arg.val = value;
-    return semctl(id, num, SETVAL, arg);
-}
-
-int cdipc_semctl_getval(int id, int num) { return semctl(id, num, GETVAL); }
-
-int cdipc_semctl_rmid(int id) { return semctl(id, 0, IPC_RMID); }
 
 int cdipc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
@@ -74,8 +55,6 @@ int cdipc_spawn_detached(pid_t *pid, const char *path, char *const argv[],
     return rc;
 }
 
-pid_t cdipc_gettid(void) { return gettid(); }
-
 int cdipc_set_thread_name(const char *name) {
     char buf[16];
     strncpy(buf, name, 15);
@@ -83,5 +62,4 @@ int cdipc_set_thread_name(const char *name) {
     return pthread_setname_np(pthread_self(), buf);
 }
 
-int cdipc_errno(void) { return errno; }
 #endif

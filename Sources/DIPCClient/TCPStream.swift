@@ -65,7 +65,14 @@ final class TCPStream {
                 continue  // stream's deinit closes fd
             }
             var one: Int32 = 1
-            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            do {
+                try systemCall("setsockopt(TCP_NODELAY)") {
+                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                }
+            } catch {
+                lastError = connectionError("\(error.call) on \(peer)", errno: error.errno)
+                continue  // stream's deinit closes fd
+            }
             if Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 {
                 return stream
             }
@@ -88,9 +95,11 @@ final class TCPStream {
             tv.tv_usec = Int(((seconds - whole) * 1_000_000).rounded())
             if tv.tv_sec == 0 && tv.tv_usec == 0 { tv.tv_usec = 1 }
         }
-        if setsockopt(fd, SOL_SOCKET, option, &tv, socklen_t(MemoryLayout<timeval>.size)) != 0 {
-            let name = option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO"
-            throw connectionError("setsockopt(\(name)) on \(peer)", errno: errno)
+        let name = option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO"
+        do {
+            try systemCall("setsockopt(\(name))") { setsockopt(fd, SOL_SOCKET, option, &tv, socklen_t(MemoryLayout<timeval>.size)) }
+        } catch {
+            throw connectionError("\(error.call) on \(peer)", errno: error.errno)
         }
     }
 
@@ -100,18 +109,14 @@ final class TCPStream {
         var sent = 0
         try bytes.withUnsafeBytes { raw in
             while sent < raw.count {
-                let n = Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
-                if n > 0 {
-                    sent += n
-                    continue
-                }
-                let code = errno
-                if n < 0 && code == EINTR { continue }
-                if n < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+                do {
+                    sent += try systemCall("send") { Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL)) }
+                } catch let error as SystemError where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
                     throw DIPCClientError.connection(
                         "send to \(peer): timed out after \(formatSeconds(timeoutSeconds)) s")
+                } catch let error as SystemError {
+                    throw connectionError("send to \(peer)", errno: error.errno)
                 }
-                throw connectionError("send to \(peer)", errno: code)
             }
         }
     }
@@ -122,22 +127,20 @@ final class TCPStream {
         guard isOpen else { throw DIPCClientError.connection("recv from \(peer): connection is closed") }
         let start = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: capacity))
-        while true {
-            let n = buffer.withUnsafeMutableBytes { raw in
-                Glibc.recv(fd, raw.baseAddress! + start, capacity, 0)
-            }
-            if n >= 0 {
-                buffer.removeLast(capacity - n)
-                return n
-            }
-            let code = errno
-            if code == EINTR { continue }
+        let received = buffer.withUnsafeMutableBytes { raw in
+            Result { () throws(SystemError) in try systemCall("recv") { Glibc.recv(fd, raw.baseAddress! + start, capacity, 0) } }
+        }
+        switch received {
+        case let .success(n):
+            buffer.removeLast(capacity - n)
+            return n
+        case let .failure(error):
             buffer.removeLast(capacity)
-            if code == EAGAIN || code == EWOULDBLOCK {
+            if error.errno == EAGAIN || error.errno == EWOULDBLOCK {
                 throw DIPCClientError.connection(
                     "recv from \(peer): timed out after \(formatSeconds(receiveTimeout)) s")
             }
-            throw connectionError("recv from \(peer)", errno: code)
+            throw connectionError("recv from \(peer)", errno: error.errno)
         }
     }
 
@@ -147,10 +150,11 @@ final class TCPStream {
         guard isOpen else { return 0 }
         let start = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: capacity))
-        let n = buffer.withUnsafeMutableBytes { raw in
-            Glibc.recv(fd, raw.baseAddress! + start, capacity, Int32(MSG_DONTWAIT))
+        // Nothing queued (EAGAIN) and a failed connection both read as "nothing": the
+        // next blocking receive reports the connection's state.
+        let got = buffer.withUnsafeMutableBytes { raw in
+            (try? systemCall("recv") { Glibc.recv(fd, raw.baseAddress! + start, capacity, Int32(MSG_DONTWAIT)) }) ?? 0
         }
-        let got = max(n, 0)
         buffer.removeLast(capacity - got)
         return got
     }
@@ -158,6 +162,8 @@ final class TCPStream {
     /// Closes the socket; later calls fail with "connection is closed".
     func close() {
         if fd >= 0 {
+            // Linux frees the descriptor even when close fails, and a retry could close
+            // a descriptor another thread was just given: nothing to check or retry.
             _ = Glibc.close(fd)
             fd = -1
         }

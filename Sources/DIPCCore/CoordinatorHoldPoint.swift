@@ -76,11 +76,17 @@ public struct HoldPoints: Sendable {
         /// Announces (creates `path`) and waits until `path` is removed; only once.
         func pause() {
             guard !used.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { return }
-            let line = "\(getpid())\n"
-            _ = line.withCString { write(fd, $0, strlen($0)) }
-            close(fd)
+            // A test armed this point and waits for the announcement: failing to make it
+            // is fatal at once, rather than a test timing out with no cause.
+            do {
+                let fd = try systemCall("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+                defer { closeDescriptor(fd) }
+                let line = Array("\(getpid())\n".utf8)
+                let written = try line.withUnsafeBytes { raw in try systemCall("write(\(path))") { write(fd, raw.baseAddress, raw.count) } }
+                precondition(written == line.count, "short write to the hold point announcement \(path)")
+            } catch {
+                preconditionFailure("hold point \(point.rawValue): \(error)")
+            }
             while access(path, F_OK) == 0 { usleep(5_000) }
         }
     }

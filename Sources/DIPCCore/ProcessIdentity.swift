@@ -30,14 +30,32 @@ public struct ProcessIdentity: Equatable, Hashable, Sendable, CustomStringConver
     /// Looks `pid` up. Only a definite answer ("no such process", "zombie") is `.gone`.
     public static func lookup(_ pid: Int32) -> Lookup {
         guard pid > 0 else { return .gone }
-        if kill(pid, 0) != 0 && errno == ESRCH { return .gone }
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return errno == ENOENT || errno == ESRCH ? .gone : .unknown }
+        do {
+            try systemCall("kill(0)") { kill(pid, 0) }
+        } catch let error as SystemError where error.errno == .noSuchProcess {
+            return .gone
+        } catch {
+            // EPERM: it exists but belongs to another user; /proc still answers.
+        }
+        let fd: Int32
+        do {
+            fd = try systemCall("open") { open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC) }
+        } catch let error as SystemError {
+            return [.noSuchFileOrDirectory, .noSuchProcess].contains(error.errno) ? .gone : .unknown
+        } catch {
+            return .unknown
+        }
+        defer { closeDescriptor(fd) }
         var bytes = [UInt8](repeating: 0, count: 1024)
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        let readError = errno
-        close(fd)
-        guard count > 0 else { return readError == ESRCH ? .gone : .unknown }
+        let count: Int
+        do {
+            count = try bytes.withUnsafeMutableBytes { raw in try systemCall("read") { read(fd, raw.baseAddress, raw.count) } }
+        } catch let error as SystemError {
+            return error.errno == .noSuchProcess ? .gone : .unknown
+        } catch {
+            return .unknown
+        }
+        guard count > 0 else { return .unknown }
         let stat = String(decoding: bytes[0..<count], as: UTF8.self)
         // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
         guard let close = stat.lastIndex(of: ")") else { return .unknown }
@@ -69,15 +87,14 @@ public struct ProcessIdentity: Equatable, Hashable, Sendable, CustomStringConver
 
 /// Reads a small text file (at most 64 KiB) whole, or nil when it cannot be read.
 public func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
+    guard let fd = try? systemCall("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
+    defer { closeDescriptor(fd) }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while bytes.count < 65536 {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
+        guard let n = try? chunk.withUnsafeMutableBytes({ raw in try systemCall("read") { read(fd, raw.baseAddress, raw.count) } })
+        else { return nil }
+        if n == 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
     }
     return String(decoding: bytes, as: UTF8.self)

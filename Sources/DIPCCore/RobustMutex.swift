@@ -26,11 +26,15 @@ public struct RobustMutex {
     /// Initialises a new process-shared robust mutex at this address.
     public func initialize() throws {
         var attr = pthread_mutexattr_t()
-        try check("pthread_mutexattr_init", pthread_mutexattr_init(&attr))
-        defer { pthread_mutexattr_destroy(&attr) }
-        try check("pthread_mutexattr_setpshared", pthread_mutexattr_setpshared(&attr, Int32(PTHREAD_PROCESS_SHARED)))
-        try check("pthread_mutexattr_setrobust", pthread_mutexattr_setrobust(&attr, Int32(PTHREAD_MUTEX_ROBUST)))
-        try check("pthread_mutex_init", pthread_mutex_init(pointer, &attr))
+        try errnoReturningCall("pthread_mutexattr_init") { pthread_mutexattr_init(&attr) }
+        defer { errnoReturningCallOrTrap("pthread_mutexattr_destroy") { pthread_mutexattr_destroy(&attr) } }
+        try errnoReturningCall("pthread_mutexattr_setpshared") {
+            pthread_mutexattr_setpshared(&attr, Int32(PTHREAD_PROCESS_SHARED))
+        }
+        try errnoReturningCall("pthread_mutexattr_setrobust") {
+            pthread_mutexattr_setrobust(&attr, Int32(PTHREAD_MUTEX_ROBUST))
+        }
+        try errnoReturningCall("pthread_mutex_init") { pthread_mutex_init(pointer, &attr) }
     }
 
     /// Locks the mutex. Throws only for an unrecoverable mutex (a bug or a corrupt region).
@@ -43,16 +47,14 @@ public struct RobustMutex {
         }
     }
 
-    /// Declares the state repaired after `.ownerDied`.
+    /// Declares the state repaired after `.ownerDied`. Call it only while holding the
+    /// mutex after `.ownerDied`; anything else is a bug and traps.
     public func markConsistent() {
-        _ = pthread_mutex_consistent(pointer)
+        errnoReturningCallOrTrap("pthread_mutex_consistent") { pthread_mutex_consistent(pointer) }
     }
 
+    /// Unlocks the mutex, which this thread must hold (anything else is a bug and traps).
     public func unlock() {
-        _ = pthread_mutex_unlock(pointer)
-    }
-
-    private func check(_ call: String, _ rc: Int32) throws {
-        if rc != 0 { throw SystemError(call, errno: rc) }
+        errnoReturningCallOrTrap("pthread_mutex_unlock") { pthread_mutex_unlock(pointer) }
     }
 }

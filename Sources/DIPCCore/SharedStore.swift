@@ -92,8 +92,8 @@ public final class SharedStore: @unchecked Sendable {
                         isSlotAlive: { [header] in header.isSlotAlive($0) })
         }
         let mutex = header.attachMutex
-        _ = try mutex.lock()  // the state it protects (slots) is repaired below either way
-        mutex.markConsistent()
+        // The state it protects (slots) is repaired below either way.
+        if try mutex.lock() == .ownerDied { mutex.markConsistent() }
         defer { mutex.unlock() }
         if header.state == .removed { return liveServerCount(header) > 0 ? .beingRemoved : .abandoned }
         // Forget servers that died without detaching, so their locks and slots are free.
@@ -145,8 +145,7 @@ public final class SharedStore: @unchecked Sendable {
     /// marks the store removed. Returns whether the store should now be destroyed.
     private static func releaseSlot(_ slot: Int, header: StoreHeader, coordinator: Coordinator) throws -> Bool {
         let mutex = header.attachMutex
-        _ = try mutex.lock()
-        mutex.markConsistent()
+        if try mutex.lock() == .ownerDied { mutex.markConsistent() }  // slots are checked one by one below
         defer { mutex.unlock() }
         try coordinator.purge(slot: slot)
         let othersAlive = (0..<Coordinator.maximumServers).contains { $0 != slot && header.isSlotAlive($0) }
@@ -184,8 +183,7 @@ public final class SharedStore: @unchecked Sendable {
         let janitor = Coordinator(region: region, mailboxes: geometry.mailboxes, policy: policy, slot: slot ?? 0,
                                   isSlotAlive: { [header] in header.isSlotAlive($0) })
         let mutex = header.attachMutex
-        _ = try mutex.lock()
-        mutex.markConsistent()
+        if try mutex.lock() == .ownerDied { mutex.markConsistent() }  // slots are checked one by one below
         var last = false
         do {
             defer { mutex.unlock() }

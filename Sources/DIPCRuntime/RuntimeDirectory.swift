@@ -48,9 +48,9 @@ public struct RuntimeDirectory: Sendable {
     public func create() throws {
         try makeDirectories(path, mode: 0o700)
         var st = stat()
-        guard lstat(path, &st) == 0 else { throw SystemError.last("lstat(\(path))") }
+        try systemCall("lstat(\(path))") { lstat(path, &st) }
         guard (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else {
-            throw SystemError("runtime directory \(path) is not a directory owned by uid \(getuid())", errno: EACCES)
+            throw SystemError("runtime directory \(path) is not a directory owned by uid \(getuid())", errno: .permissionDenied)
         }
     }
 }
@@ -65,8 +65,10 @@ public func makeDirectories(_ path: String, mode: mode_t) throws {
     var prefix = path.hasPrefix("/") ? "" : "."
     for component in path.split(separator: "/") {
         prefix += "/" + component
-        if mkdir(prefix, mode) != 0 && errno != EEXIST {
-            throw SystemError.last("mkdir(\(prefix))")
+        do {
+            try systemCall("mkdir(\(prefix))") { mkdir(prefix, mode) }
+        } catch let error as SystemError where error.errno == .fileExists {
+            continue  // the caller checks that the last one is a usable directory
         }
     }
 }

@@ -27,20 +27,27 @@ public struct RuntimeRecord: Sendable {
     public func write(to path: String) throws {
         let text = fields.map { "\($0.0)=\($0.1)\n" }.joined()
         let temporary = path + ".tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemError.last("open(\(temporary))") }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == bytes.count else {
-            unlink(temporary)
-            throw SystemError.last("write(\(temporary))")
-        }
-        guard rename(temporary, path) == 0 else {
-            let error = SystemError.last("rename(\(path))")
-            unlink(temporary)
+        let fd = try systemCall("open(\(temporary))") { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+        do {
+            defer { closeDescriptor(fd) }
+            let bytes = Array(text.utf8)
+            let written = try bytes.withUnsafeBytes { raw in
+                try systemCall("write(\(temporary))") { Glibc.write(fd, raw.baseAddress, raw.count) }
+            }
+            // A regular file takes a few hundred bytes in one write; anything less is a full disk.
+            guard written == bytes.count else { throw SystemError("write(\(temporary))", errno: .noSpace) }
+            try systemCall("rename(\(path))") { rename(temporary, path) }
+        } catch {
+            removeTemporary(temporary)
             throw error
         }
+    }
+
+    /// Removes the temporary copy of a record that could not be put in place. A failure
+    /// is harmless: the name carries this pid, and the next write of a record by this
+    /// server (or its pid's reuse) truncates and replaces it.
+    private func removeTemporary(_ temporary: String) {
+        ignoringFailure("the file is named after this pid and replaced by the next write") { unlink(temporary) }
     }
 
     /// Reads the record at `path`; nil when there is none or it holds no fields.

@@ -22,7 +22,10 @@ final class Connection: @unchecked Sendable {
     private var store: any MailboxStore { server.store }
     private var packetSize: Int { server.configuration.packetSize }
 
-    init(fd: Int32, server: Server) {
+    /// Takes over `fd` only on success; on failure the caller still owns (and closes) it.
+    /// Throws when the socket options it depends on cannot be set: without the send
+    /// timeout a stalled client could hold its thread forever.
+    init(fd: Int32, server: Server) throws {
         self.fd = fd
         self.server = server
         let geometry = server.store.geometry
@@ -32,9 +35,13 @@ final class Connection: @unchecked Sendable {
         let bufferSize = min(server.configuration.packetSize, geometry.mailboxSize + RequestDecoder.maximumHeaderLength)
         receiveBuffer = [UInt8](unsafeUninitializedCapacity: bufferSize) { _, count in count = bufferSize }
         var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        try systemCall("setsockopt(TCP_NODELAY)") {
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         var timeout = timeval(tv_sec: server.configuration.ioTimeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        try systemCall("setsockopt(SO_SNDTIMEO)") {
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
     }
 
     /// What the connection does after a request.
@@ -51,7 +58,7 @@ final class Connection: @unchecked Sendable {
         if next != .drop { _ = flush() }
         // The client's slot is free before the lingering close, so it can reconnect at once.
         server.connectionEnded()
-        if next == .drop { close(fd) } else { SocketIO.closeGracefully(fd) }
+        if next == .drop { closeDescriptor(fd) } else { SocketIO.closeGracefully(fd) }
     }
 
     private func serve() -> Next {
@@ -81,9 +88,17 @@ final class Connection: @unchecked Sendable {
             case .stopping:
                 return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
             }
-            let count = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            if count <= 0 { return .drop }  // peer closed: a partial request is dropped unapplied
+            let count: Int
+            do {
+                count = try receiveBuffer.withUnsafeMutableBytes { raw in
+                    try systemCall("recv") { recv(fd, raw.baseAddress, raw.count, 0) }
+                }
+            } catch let error as SystemError where error.errno == .wouldBlock {
+                continue  // a spurious wake-up: wait again
+            } catch {
+                return .drop  // reset: the peer is gone
+            }
+            if count == 0 { return .drop }  // peer closed: a partial request is dropped unapplied
             server.statistics.bytesIn.add(count)
             receiveBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
         }
@@ -104,15 +119,16 @@ final class Connection: @unchecked Sendable {
             // A tuple, not an array: no allocation per wait.
             var fds = (pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: server.stopSignalFD, events: Int16(POLLIN), revents: 0))
-            let remaining = deadline.isInfinite ? deadline : deadline - monotonicSeconds()
-            if remaining <= 0 { return stopping ? .stopping : .timedOut }
-            let timeout: Int32 = remaining.isInfinite ? -1 : Int32(min(remaining * 1000, 2_000_000)) + 1
+            if !deadline.isInfinite && deadline - monotonicSeconds() <= 0 { return stopping ? .stopping : .timedOut }
             // While stopping, the stop pipe stays readable: watch only the socket.
-            let ready = withUnsafeMutablePointer(to: &fds) {
-                $0.withMemoryRebound(to: pollfd.self, capacity: 2) { poll($0, stopping ? 1 : 2, timeout) }
-            }
-            if ready < 0 {
-                if errno == EINTR { continue }
+            let ready: Int32
+            do {
+                ready = try withUnsafeMutablePointer(to: &fds) { pointer in
+                    try pointer.withMemoryRebound(to: pollfd.self, capacity: 2) { fds in
+                        try systemCall("poll") { poll(fds, stopping ? 1 : 2, SocketIO.pollTimeout(until: deadline)) }
+                    }
+                }
+            } catch {
                 return .readable  // let recv report the error
             }
             if ready == 0 { continue }

@@ -22,25 +22,29 @@ public enum Daemon {
     /// most `timeoutSeconds` for its report.
     public static func spawnAndWait(arguments: [String], timeoutSeconds: Double = ServerTimeouts.standard.readinessSeconds) -> StartOutcome {
         var fds: [Int32] = [0, 0]
-        guard cdipc_pipe_cloexec(&fds) == 0 else { return .failed(reason: "\(SystemError.last("pipe2"))") }
+        do { try systemCall("pipe2") { cdipc_pipe_cloexec(&fds) } } catch { return .failed(reason: "\(error)") }
+        defer { closeDescriptor(fds[0]) }
         var writeEnd = fds[1]
         if writeEnd == childReadyFD {  // dup2 onto itself would keep close-on-exec set
-            writeEnd = fcntl(fds[1], F_DUPFD_CLOEXEC, 10)
-            close(fds[1])
+            defer { closeDescriptor(fds[1]) }
+            do { writeEnd = try systemCall("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fds[1], F_DUPFD_CLOEXEC, 10) } } catch {
+                return .failed(reason: "\(error)")
+            }
         }
-        defer { close(fds[0]) }
         let executable = (try? readLink("/proc/self/exe")) ?? CommandLine.arguments[0]
         let argv = [executable] + arguments
         var env = environmentList().filter { !$0.hasPrefix(readyVariable + "=") }
         env.append("\(readyVariable)=\(childReadyFD)")
         var pid: pid_t = 0
-        let rc = withCStrings(argv) { cArgv in
-            withCStrings(env) { cEnv in
-                cdipc_spawn_detached(&pid, executable, cArgv, cEnv, writeEnd, childReadyFD)
+        let spawned = Result {
+            try withCStrings(argv) { cArgv in
+                try withCStrings(env) { cEnv in
+                    try errnoReturningCall("posix_spawn") { cdipc_spawn_detached(&pid, executable, cArgv, cEnv, writeEnd, childReadyFD) }
+                }
             }
         }
-        close(writeEnd)
-        guard rc == 0 else { return .failed(reason: "cannot start the server process: \(SystemError("posix_spawn", errno: rc))") }
+        closeDescriptor(writeEnd)
+        if case let .failure(error) = spawned { return .failed(reason: "cannot start the server process: \(error)") }
 
         var received: [UInt8] = []
         let deadline = monotonicSeconds() + timeoutSeconds
@@ -48,19 +52,22 @@ public enum Daemon {
         while !received.contains(UInt8(ascii: "\n")) {
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 {
-                kill(pid, SIGKILL)
+                // Our own child, not yet reaped: kill cannot fail (ESRCH needs it reaped).
+                ignoringFailure("the child is ours and unreaped, so it exists") { kill(pid, SIGKILL) }
                 return .failed(reason: "the server did not become ready within \(Int(timeoutSeconds)) s")
             }
             var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(remaining * 1000) + 1)
-            if ready < 0 && errno == EINTR { continue }
-            if ready <= 0 { continue }
-            let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                var status: Int32 = 0
-                let reaped = waitpid(pid, &status, 0) == pid
-                let how = reaped ? describe(status: status) : "ended"
+            let ready: Int32
+            do {
+                ready = try systemCall("poll") { poll(&pfd, 1, Int32(max(0, deadline - monotonicSeconds()) * 1000) + 1) }
+            } catch {
+                return .failed(reason: "waiting for the server process: \(error)")
+            }
+            if ready == 0 { continue }
+            // A read error on our own pipe counts as the pipe's end: the child is reaped and described.
+            let n = (try? buffer.withUnsafeMutableBytes { raw in try systemCall("read") { read(fds[0], raw.baseAddress, raw.count) } }) ?? 0
+            if n == 0 {
+                let how = reap(pid).map(describe(status:)) ?? "ended"
                 return .failed(reason: "the server process \(how) during start-up")
             }
             received.append(contentsOf: buffer[0..<n])
@@ -69,11 +76,18 @@ public enum Daemon {
         if line.hasPrefix("ready ") { return .ready(line: String(line.dropFirst(6))) }
         if line.hasPrefix("error ") {
             // The child exits right after reporting; reap it so no zombie outlives us.
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
+            _ = reap(pid)
             return .failed(reason: String(line.dropFirst(6)))
         }
         return .failed(reason: "unexpected start-up report: \(line)")
+    }
+
+    /// Waits for the child `pid` to end and returns its wait status; nil when it cannot be
+    /// waited for (not our child any more), which leaves nothing to reap.
+    private static func reap(_ pid: pid_t) -> Int32? {
+        var status: Int32 = 0
+        guard (try? systemCall("waitpid", { waitpid(pid, &status, 0) })) == pid else { return nil }
+        return status
     }
 
     private static func describe(status: Int32) -> String {
@@ -92,7 +106,9 @@ public struct ReadinessChannel: Sendable {
     public static func fromEnvironment() -> ReadinessChannel? {
         guard let value = environment(Daemon.readyVariable), let fd = Int32(value), fd >= 0 else { return nil }
         unsetenv(Daemon.readyVariable)
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // A descriptor that is not open (EBADF) is no channel: the server then starts
+        // without reporting, as when nobody waits for it.
+        guard (try? systemCall("fcntl(F_SETFD)", { fcntl(fd, F_SETFD, FD_CLOEXEC) })) != nil else { return nil }
         return ReadinessChannel(fd: fd)
     }
 
@@ -104,8 +120,13 @@ public struct ReadinessChannel: Sendable {
 
     private func report(_ text: String) {
         let bytes = Array((text.replacingNewlines() + "\n").utf8)
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
+        // The parent may have given up waiting (EPIPE; SIGPIPE is ignored): there is
+        // nobody left to tell, so the report is best effort. A line of a few hundred
+        // bytes fits a pipe's buffer in one write.
+        ignoringFailure("a parent that stopped waiting reads nothing") {
+            bytes.withUnsafeBytes { raw in try? systemCall("write") { write(fd, raw.baseAddress, raw.count) } }
+        }
+        closeDescriptor(fd)
     }
 }
 
@@ -118,8 +139,7 @@ extension String {
 
 func readLink(_ path: String) throws -> String {
     var buffer = [Int8](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n >= 0 else { throw SystemError.last("readlink(\(path))") }
+    let n = try systemCall("readlink(\(path))") { readlink(path, &buffer, buffer.count - 1) }
     return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
@@ -135,9 +155,9 @@ func environmentList() -> [String] {
 }
 
 /// Calls `body` with a NULL-terminated C array of `strings`.
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+func withCStrings<R, E: Error>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) throws(E) -> R) throws(E) -> R {
     var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
     pointers.append(nil)
     defer { pointers.forEach { free($0) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    return try pointers.withUnsafeBufferPointer { buffer throws(E) in try body(buffer.baseAddress!) }
 }

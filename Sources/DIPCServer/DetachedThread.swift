@@ -14,21 +14,28 @@ let serverThreadStackSize = 512 * 1024
 /// top-level code (Swift 6 would make such a closure `@MainActor`).
 func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) throws {
     final class Box { let name: String; let body: @Sendable () -> Void; init(_ n: String, _ b: @escaping @Sendable () -> Void) { name = n; body = b } }
-    let context = Unmanaged.passRetained(Box(name, body)).toOpaque()
     var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attributes, serverThreadStackSize)
+    try errnoReturningCall("pthread_attr_init") { pthread_attr_init(&attributes) }
+    defer { errnoReturningCallOrTrap("pthread_attr_destroy") { pthread_attr_destroy(&attributes) } }
+    try errnoReturningCall("pthread_attr_setdetachstate") {
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    }
+    try errnoReturningCall("pthread_attr_setstacksize") { pthread_attr_setstacksize(&attributes, serverThreadStackSize) }
+    let context = Unmanaged.passRetained(Box(name, body)).toOpaque()
     var thread = pthread_t()
-    let rc = pthread_create(&thread, &attributes, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        _ = cdipc_set_thread_name(box.name)
-        box.body()
-        return nil
-    }, context)
-    if rc != 0 {
+    do {
+        try errnoReturningCall("pthread_create") {
+            pthread_create(&thread, &attributes, { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                // The name only helps debuggers and `top -H`; the one possible failure
+                // (ERANGE) cannot happen, as the shim truncates to 15 bytes.
+                ignoringFailure("a thread name is cosmetic") { cdipc_set_thread_name(box.name) }
+                box.body()
+                return nil
+            }, context)
+        }
+    } catch {
         Unmanaged<Box>.fromOpaque(context).release()
-        throw SystemError("pthread_create", errno: rc)
+        throw error
     }
 }

@@ -1,3 +1,4 @@
+import DIPCCore
 import Glibc
 import Logging
 
@@ -26,7 +27,11 @@ public struct FileLogHandler: LogHandler {
         let extra = all.isEmpty ? "" : " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let text = "\(timestamp()) \(event.level) \(label)[\(getpid())]: \(event.message)\(extra)\n"
         let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        // A log line that cannot be written (full disk, closed stderr) has nowhere else to
+        // go; the server keeps serving.
+        ignoringFailure("a failed log write cannot itself be logged") {
+            bytes.withUnsafeBytes { raw in try? systemCall("write(log)") { Glibc.write(fd, raw.baseAddress, raw.count) } }
+        }
     }
 
     private func timestamp() -> String {

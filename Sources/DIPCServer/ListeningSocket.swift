@@ -38,22 +38,26 @@ public struct ListeningSocket {
             $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(length)))
         }
         let family = first.pointee.ai_family
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ListenError.failed(address: address, port: port, .last("socket")) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        if bound != 0 {
-            let error = SystemError.last("bind")
-            close(fd)
-            if error.errno == EADDRINUSE { throw ListenError.portInUse(address: address, port: port, error) }
+        let fd: Int32
+        do {
+            fd = try systemCall("socket") { socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        } catch let error as SystemError {
             throw ListenError.failed(address: address, port: port, error)
         }
-        if listen(fd, 1024) != 0 {
-            let error = SystemError.last("listen")
-            close(fd)
+        do {
+            var one: Int32 = 1
+            try systemCall("setsockopt(SO_REUSEADDR)") {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            try withUnsafePointer(to: &storage) { address throws -> Void in
+                try address.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddr throws -> Void in
+                    try systemCall("bind") { bind(fd, sockaddr, length) }
+                }
+            }
+            try systemCall("listen") { listen(fd, 1024) }
+        } catch let error as SystemError {
+            closeDescriptor(fd)
+            if error.errno == .addressInUse { throw ListenError.portInUse(address: address, port: port, error) }
             throw ListenError.failed(address: address, port: port, error)
         }
         self.fd = fd

@@ -47,9 +47,7 @@ public final class Server: @unchecked Sendable {
         self.logger = logger
         self.listeners = listeners
         var fds: [Int32] = [0, 0]
-        guard cdipc_pipe_cloexec(&fds) == 0 else {
-            throw SystemError.last("pipe2")
-        }
+        try systemCall("pipe2") { cdipc_pipe_cloexec(&fds) }
         stopSignalFD = fds[0]
         stopSignalWriteFD = fds[1]
     }
@@ -74,47 +72,41 @@ public final class Server: @unchecked Sendable {
 
     private func acceptLoop(_ listeningFD: Int32) {
         // Held open so that, out of descriptors, this loop can free one to turn a client away.
-        var spareDescriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        var spareDescriptor = Server.openSpareDescriptor()
         var lastDescriptorWarning = -Double.infinity
         defer {
-            close(spareDescriptor)
+            if spareDescriptor >= 0 { closeDescriptor(spareDescriptor) }
             runningAcceptLoops.wrappingDecrement(ordering: .acquiringAndReleasing)
         }
         while true {
-            let fd = cdipc_accept_cloexec(listeningFD)
-            if isStopping {
-                if fd >= 0 { reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true)) }
-                return
-            }
-            if fd < 0 {
-                switch errno {
-                case EINTR, ECONNABORTED, EPROTO: continue
-                case EMFILE, ENFILE:
-                    // Out of descriptors: free the spare one to accept and turn the client away.
-                    let error = SystemError.last("accept")
+            let fd: Int32
+            do {
+                fd = try systemCall("accept") { cdipc_accept_cloexec(listeningFD) }
+            } catch {
+                if isStopping { return }
+                switch (error as? SystemError)?.errno {
+                case .connectionAborted, .protocolError:
+                    continue  // that client gave up while queued
+                case .tooManyOpenFiles, .tooManyOpenFilesInSystem:
                     if monotonicSeconds() - lastDescriptorWarning > 10 {
                         lastDescriptorWarning = monotonicSeconds()
                         logger.warning("out of file descriptors; turning clients away", metadata: ["error": "\(error)"])
                     }
-                    close(spareDescriptor)
-                    let turnedAway = cdipc_accept_cloexec(listeningFD)
-                    if turnedAway >= 0 {
-                        statistics.rejected.add(1)
-                        let bytes = ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded
-                        _ = bytes.withUnsafeBytes { send(turnedAway, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                        close(turnedAway)
-                    }
-                    spareDescriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                    turnAwayOneClient(listeningFD, spareDescriptor: &spareDescriptor)
                     usleep(1_000)
                     continue
-                case ENOBUFS, ENOMEM:
-                    logger.warning("accept: out of memory, retrying", metadata: ["error": "\(SystemError.last("accept"))"])
+                case .noBufferSpace, .noMemory:
+                    logger.warning("accept: out of memory, retrying", metadata: ["error": "\(error)"])
                     usleep(10_000)
                     continue
                 default:
-                    logger.error("accept failed", metadata: ["error": "\(SystemError.last("accept"))"])
+                    logger.error("accept failed", metadata: ["error": "\(error)"])
                     return
                 }
+            }
+            if isStopping {
+                reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+                return
             }
             let active = activeConnections.wrappingIncrementThenLoad(ordering: .acquiringAndReleasing)
             if active > configuration.maxClients {
@@ -125,16 +117,52 @@ public final class Server: @unchecked Sendable {
             }
             statistics.accepted.add(1)
             statistics.connections.add(1)
-            let connection = Connection(fd: fd, server: self)
+            let connection: Connection
+            do {
+                connection = try Connection(fd: fd, server: self)
+            } catch {
+                // The socket is unusable (its options cannot be set): nothing can be sent on it.
+                logger.error("cannot set up a connection", metadata: ["error": "\(error)"])
+                connectionEnded()
+                closeDescriptor(fd)
+                continue
+            }
             do {
                 try startDetachedThread(name: "dipc-conn") { connection.run() }
             } catch {
                 logger.error("cannot start a connection thread", metadata: ["error": "\(error)"])
                 connectionEnded()
-                let bytes = ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded
-                _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                close(fd)
+                Server.sendCourtesyReply(fd, ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded)
+                closeDescriptor(fd)
             }
+        }
+    }
+
+    /// Out of descriptors: frees the spare one to accept the next client, answers it
+    /// `err busy`, closes it, and takes a spare descriptor again.
+    private func turnAwayOneClient(_ listeningFD: Int32, spareDescriptor: inout Int32) {
+        if spareDescriptor >= 0 { closeDescriptor(spareDescriptor) }
+        // Failing here means the client that caused the shortage already left, or another
+        // thread took the descriptor first: either way the loop simply carries on.
+        if let turnedAway = try? systemCall("accept", { cdipc_accept_cloexec(listeningFD) }) {
+            statistics.rejected.add(1)
+            Server.sendCourtesyReply(turnedAway, ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded)
+            closeDescriptor(turnedAway)
+        }
+        spareDescriptor = Server.openSpareDescriptor()
+    }
+
+    /// A descriptor on /dev/null held in reserve, or -1 when none can be opened now (the
+    /// server then lacks only this reserve: the next shortage turns nobody away).
+    private static func openSpareDescriptor() -> Int32 {
+        (try? systemCall("open(/dev/null)", { open("/dev/null", O_RDONLY | O_CLOEXEC) })) ?? -1
+    }
+
+    /// Sends `bytes` without waiting, to a client about to be closed. A failure is
+    /// harmless: the client is turned away either way, and sees the connection close.
+    private static func sendCourtesyReply(_ fd: Int32, _ bytes: [UInt8]) {
+        ignoringFailure("the connection closes right after, reply or not") {
+            bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         }
     }
 
@@ -143,14 +171,14 @@ public final class Server: @unchecked Sendable {
     private func reject(_ fd: Int32, _ error: ProtocolError) {
         let bytes = error.encoded
         @Sendable func answer() {
-            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            Server.sendCourtesyReply(fd, bytes)
             SocketIO.closeGracefully(fd)
         }
         do {
             try startDetachedThread(name: "dipc-reject") { answer() }
         } catch {
-            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-            close(fd)
+            Server.sendCourtesyReply(fd, bytes)
+            closeDescriptor(fd)
         }
     }
 
@@ -169,8 +197,15 @@ public final class Server: @unchecked Sendable {
         stopDeadline = monotonicSeconds() + timeouts.stopGraceSeconds
         stopping.store(true, ordering: .releasing)
         var byte: UInt8 = 1
-        _ = write(stopSignalWriteFD, &byte, 1)
-        for listener in listeners { shutdown(listener.fd, Int32(SHUT_RDWR)) }
+        // The pipe is empty until now and written once, so the write cannot block or
+        // fail but through a bug (a closed descriptor), which traps.
+        do { try systemCall("write(stop pipe)") { write(stopSignalWriteFD, &byte, 1) } } catch { preconditionFailure("\(error)") }
+        // Wakes the accept threads; a listener that is already shut down is fine.
+        for listener in listeners {
+            ignoringFailure("only wakes an accept thread, which also checks isStopping") {
+                shutdown(listener.fd, Int32(SHUT_RDWR))
+            }
+        }
         while monotonicSeconds() < stopDeadline + timeouts.stopDrainSeconds {
             if activeConnections.load(ordering: .acquiring) == 0 && runningAcceptLoops.load(ordering: .acquiring) == 0 { break }
             usleep(5_000)

@@ -38,7 +38,7 @@ public struct ServerRemover {
             stop(process, recordedAt: path, record: record, into: &outcome)
             if outcome.failure != nil { return outcome }
         } else if access(path, F_OK) == 0 {
-            unlink(path)
+            guard removeRecord(path, into: &outcome) else { return outcome }
             outcome.messages.append("dipcrm: removed an unreadable runtime record \(path)")
         }
         // Servers that crashed on this port before another one took it over.
@@ -65,7 +65,14 @@ public struct ServerRemover {
             return
         }
         if process.isAlive {
-            kill(process.pid, SIGTERM)
+            do {
+                try systemCall("kill(SIGTERM)") { kill(process.pid, SIGTERM) }
+            } catch let error as SystemError where error.errno == .noSuchProcess {
+                // It exited just now: waitForExit returns at once.
+            } catch {
+                outcome.failure = "cannot stop the dipc server on port \(port) (pid \(process.pid)): \(error)"
+                return
+            }
             if waitForExit(of: process, seconds: stopTimeoutSeconds) {
                 if access(path, F_OK) != 0 {
                     outcome.messages.append("dipcrm: stopped the dipc server on port \(port) (pid \(process.pid))")
@@ -73,7 +80,9 @@ public struct ServerRemover {
                 }
                 outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) exited without cleaning up")
             } else {
-                kill(process.pid, SIGKILL)
+                // ESRCH (it exited at last) is the outcome wanted; EPERM was ruled out by SIGTERM.
+                ignoringFailure("a process that is gone already needs no SIGKILL") { kill(process.pid, SIGKILL) }
+                // Cleaned up after either way, as a process that outlives SIGKILL is stuck in the kernel.
                 _ = waitForExit(of: process, seconds: ServerTimeouts.standard.removerKillSeconds)
                 outcome.messages.append("dipcrm: the dipc server on port \(port) (pid \(process.pid)) did not stop within \(Int(stopTimeoutSeconds)) s; killed it")
             }
@@ -90,8 +99,21 @@ public struct ServerRemover {
         } catch {
             outcome.failure = "could not clean up the store of the server on port \(port): \(error)"
         }
-        unlink(path)
-        outcome.messages.append("dipcrm: removed the runtime record \(path)")
+        if removeRecord(path, into: &outcome) {
+            outcome.messages.append("dipcrm: removed the runtime record \(path)")
+        }
+    }
+
+    /// Removes the runtime record `path` and returns true; one already gone counts as
+    /// removed. Any other failure becomes the outcome's failure (unless it has one).
+    private func removeRecord(_ path: String, into outcome: inout Outcome) -> Bool {
+        do {
+            try systemCall("unlink(\(path))") { unlink(path) }
+        } catch let error as SystemError where error.errno != .noSuchFileOrDirectory {
+            outcome.failure = outcome.failure ?? "cannot remove the runtime record \(path): \(error)"
+            return false
+        } catch {}
+        return true
     }
 
     /// The user owning `path` (for `/proc/PID`, the process's effective uid), or nil

@@ -12,14 +12,23 @@ enum SocketIO {
         var offset = 0
         while offset < bytes.count {
             let piece = min(packetSize, bytes.count - offset)
-            let sent = send(fd, bytes.baseAddress! + offset, piece, Int32(MSG_NOSIGNAL))
-            if sent < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
+            // Any failure (reset, EPIPE, EAGAIN after SO_SNDTIMEO) means the peer is lost.
+            guard let sent = try? systemCall("send", { send(fd, bytes.baseAddress! + offset, piece, Int32(MSG_NOSIGNAL)) })
+            else { return false }
             offset += sent
         }
         return true
+    }
+
+    /// The `poll` timeout for a wait until `deadline` (monotonic seconds): -1 for an
+    /// infinite deadline, 0 once it has passed, else the milliseconds left rounded up
+    /// (at most about 33 minutes; callers loop). Computed inside the `systemCall` body,
+    /// so a retry after EINTR waits only for what is left.
+    static func pollTimeout(until deadline: Double) -> Int32 {
+        if deadline.isInfinite { return -1 }
+        let remaining = deadline - monotonicSeconds()
+        if remaining <= 0 { return 0 }
+        return Int32(min(remaining * 1000, 2_000_000)) + 1
     }
 
     /// Whether the peer is gone, without consuming input. With `countingHalfClose`,
@@ -27,7 +36,9 @@ enum SocketIO {
     /// that from a full close until something is sent).
     static func peerHasGone(_ fd: Int32, countingHalfClose: Bool) -> Bool {
         var pfd = pollfd(fd: fd, events: Int16(pollReadHangUp), revents: 0)
-        guard poll(&pfd, 1, 0) > 0 else { return false }
+        // A failed poll tells nothing: the peer counts as present, and the next send or
+        // recv on the connection reports the real state.
+        guard let ready = try? systemCall("poll", { poll(&pfd, 1, 0) }), ready > 0 else { return false }
         let gone = Int32(POLLHUP) | Int32(POLLERR) | (countingHalfClose ? pollReadHangUp : 0)
         return Int32(pfd.revents) & gone != 0
     }
@@ -35,22 +46,30 @@ enum SocketIO {
     /// Closes after a final reply so that the reply is not lost to a reset: sends FIN,
     /// discards what the peer still sends for up to `lingerSeconds`, then closes.
     static func closeGracefully(_ fd: Int32, lingerSeconds: Double = ServerTimeouts.standard.lingeringCloseSeconds) {
-        shutdown(fd, Int32(SHUT_WR))
+        ignoringFailure("a peer that already reset the connection (ENOTCONN) is gone anyway") {
+            shutdown(fd, Int32(SHUT_WR))
+        }
         let deadline = monotonicSeconds() + lingerSeconds
         var scratch = [UInt8](repeating: 0, count: 4096)
         var discarded = 0
+        // Any failure ends the linger: the peer is gone, and the close below is all that is left.
         while discarded < 1 << 20 {
-            let remaining = deadline - monotonicSeconds()
-            if remaining <= 0 { break }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(remaining * 1000) + 1)
-            if ready < 0 && errno == EINTR { continue }
-            if ready <= 0 { break }
-            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            if n <= 0 { break }
+            guard let ready = try? systemCall("poll", { poll(&pfd, 1, pollTimeout(until: deadline)) }), ready > 0
+            else { break }
+            let n: Int
+            do {
+                n = try scratch.withUnsafeMutableBytes { raw in
+                    try systemCall("recv") { recv(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT)) }
+                }
+            } catch let error as SystemError where error.errno == .wouldBlock {
+                continue
+            } catch {
+                break
+            }
+            if n == 0 { break }
             discarded += n
         }
-        close(fd)
+        closeDescriptor(fd)
     }
 }

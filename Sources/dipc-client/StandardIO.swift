@@ -1,3 +1,4 @@
+import DIPCCore
 @preconcurrency import Glibc
 
 /// A failure outside the protocol (e.g. stdout closed): exit 1 with `reason`.
@@ -12,11 +13,12 @@ enum StandardIO {
         var done = 0
         try bytes.withUnsafeBytes { raw in
             while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n > 0 { done += n; continue }
-                if n < 0 && errno == EINTR { continue }
-                let name = fd == STDOUT_FILENO ? "stdout" : fd == STDERR_FILENO ? "stderr" : "fd \(fd)"
-                throw ToolFailure(reason: "write to \(name): \(String(cString: strerror(errno)))")
+                do {
+                    done += try systemCall("write") { Glibc.write(fd, raw.baseAddress! + done, raw.count - done) }
+                } catch let error as SystemError {
+                    let name = fd == STDOUT_FILENO ? "stdout" : fd == STDERR_FILENO ? "stderr" : "fd \(fd)"
+                    throw ToolFailure(reason: "write to \(name): \(error.errno)")
+                }
             }
         }
     }
@@ -26,11 +28,14 @@ enum StandardIO {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if n > 0 { result.append(contentsOf: chunk[0..<n]); continue }
+            let n: Int
+            do {
+                n = try chunk.withUnsafeMutableBytes { raw in try systemCall("read") { Glibc.read(fd, raw.baseAddress!, raw.count) } }
+            } catch let error as SystemError {
+                throw ToolFailure(reason: "read from stdin: \(error.errno)")
+            }
             if n == 0 { return result }
-            if errno == EINTR { continue }
-            throw ToolFailure(reason: "read from stdin: \(String(cString: strerror(errno)))")
+            result.append(contentsOf: chunk[0..<n])
         }
     }
 }

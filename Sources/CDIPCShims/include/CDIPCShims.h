@@ -17,13 +17,6 @@ int cdipc_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns);
 /// `addr` in any process. Returns the number woken or -1.
 int cdipc_futex_wake(uint32_t *addr, int count);
 
-/// `semctl(id, num, SETVAL, value)`.
-int cdipc_semctl_setval(int id, int num, int value);
-/// `semctl(id, num, GETVAL)`.
-int cdipc_semctl_getval(int id, int num);
-/// `semctl(id, 0, IPC_RMID)`.
-int cdipc_semctl_rmid(int id);
-
 /// `pipe2(fds, O_CLOEXEC)`.
 int cdipc_pipe_cloexec(int fds[2]);
 /// `accept4(fd, NULL, NULL, SOCK_CLOEXEC)`.
@@ -35,11 +28,7 @@ int cdipc_accept_cloexec(int fd);
 int cdipc_spawn_detached(pid_t *pid, const char *path, char *const argv[],
                          char *const envp[], int keep_fd, int child_fd);
 
-/// `gettid()`.
-pid_t cdipc_gettid(void);
 /// `pthread_setname_np(pthread_self(), name)` (name truncated to 15 bytes).
 int cdipc_set_thread_name(const char *name);
-/// The current `errno`.
-int cdipc_errno(void);
 #endif
 #endif
