@@ -40,8 +40,9 @@ final class RecordKeeper {
     func claim(writing first: RuntimeRecord) throws(StartupError) {
         if let crashed = previous?.process {
             let crashedPath = runtime.crashedRecordPath(port: port, pid: crashed.pid)
-            guard rename(path, crashedPath) == 0 else {
-                let error = SystemError.last("rename(\(path), \(crashedPath))")
+            do {
+                try systemCall("rename(\(path), \(crashedPath))") { rename(path, crashedPath) }
+            } catch {
                 throw StartupError("cannot set aside the record of the crashed server on port \(port): \(error)")
             }
             setAside = crashedPath
@@ -62,7 +63,7 @@ final class RecordKeeper {
         guard let crashedPath = setAside, let previous else { return }
         setAside = nil
         if Self.sameStore(previous, serving) {
-            unlink(crashedPath)
+            ignoringFailure("a record already removed (by dipcrm) needs no removing") { unlink(crashedPath) }
         } else {
             logger.warning("kept the record of the crashed server on this port: dipcrm \(port) cleans up its store too",
                            metadata: ["record": "\(crashedPath)", "store": "\(previous["name"] ?? "?")"])
@@ -71,9 +72,10 @@ final class RecordKeeper {
 
     /// Removes this server's record; puts a crashed server's record back unless `publish` settled it.
     func withdraw() {
-        unlink(path)
+        ignoringFailure("a record that was never written or is gone already needs no removing") { unlink(path) }
         if let crashedPath = setAside {
-            rename(crashedPath, path)
+            // Only lost when the directory itself became unusable; then dipcrm cannot read it either way.
+            ignoringFailure("best effort: the crashed record stays under its set-aside name") { rename(crashedPath, path) }
             setAside = nil
         }
     }

@@ -35,8 +35,9 @@ public enum ServerLauncher {
     /// creates or attaches the store (the caller knows the concrete backends).
     public static func run(_ request: LaunchRequest, arguments: [String],
                            openStore: @escaping () throws -> any MailboxStore) -> Int32 {
-        setvbuf(stdout, nil, _IOLBF, 0)
-        signal(SIGPIPE, SIG_IGN)
+        ignoringFailure("line buffering only keeps a piped stdout prompt") { setvbuf(stdout, nil, _IOLBF, 0) }
+        // SIG_ERR is returned only for an invalid signal number.
+        ignoringFailure("SIGPIPE is a valid signal") { signal(SIGPIPE, SIG_IGN) }
         let channel = ReadinessChannel.fromEnvironment()
         if !request.foreground && channel == nil {
             switch Daemon.spawnAndWait(arguments: ["--foreground"] + arguments) {
@@ -71,8 +72,11 @@ public enum ServerLauncher {
         }
         let logFD: Int32
         if channel != nil {
-            logFD = open(runtime.logPath(port: config.port), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-            if logFD < 0 { return fail("cannot open the log \(runtime.logPath(port: config.port)): \(SystemError.last("open"))") }
+            do {
+                logFD = try systemCall("open") { open(runtime.logPath(port: config.port), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600) }
+            } catch {
+                return fail("cannot open the log \(runtime.logPath(port: config.port)): \(error)")
+            }
         } else {
             logFD = STDERR_FILENO
         }

@@ -59,7 +59,7 @@ final class ServerParts {
         LifecyclePart("tcp listener", start: { [self] in
             listeners.append(try ListeningSocket(address: configuration.bindAddress, port: configuration.port))
         }, stop: { [self] in
-            close(listeners.removeFirst().fd)
+            closeDescriptor(listeners.removeFirst().fd)
             return .stopped
         })
     }
