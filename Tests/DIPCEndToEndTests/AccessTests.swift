@@ -14,7 +14,7 @@ struct AccessTests {
     static func listeningAddresses(port: Int) -> [String] {
         var out: [String] = []
         for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            guard let text = procFile(file) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 guard fields.count > 3, fields[3] == "0A" else { continue }  // LISTEN
