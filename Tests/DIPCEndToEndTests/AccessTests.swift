@@ -82,7 +82,7 @@ struct AccessTests {
         try withScope { scope in
             let s = try scope.start(backend)
             s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
             // The record now names a live process of uid 65534, start time included.
             let foreign = try ChildProcess(
                 "/usr/bin/setpriv", ["--reuid=\(Self.otherUID)", "--regid=\(Self.otherUID)", "--clear-groups", "/bin/sleep", "60"],
@@ -92,10 +92,10 @@ struct AccessTests {
                 _ = foreign.wait(timeout: 5)
             }
             var start: String?
-            waitUntil(timeout: 5) {
+            try #require(waitUntil(timeout: 5) {
                 start = Self.startTime(foreign.pid)
                 return (try? FileManager.default.attributesOfItem(atPath: "/proc/\(foreign.pid)")[.ownerAccountID] as? NSNumber)?.uint32Value == Self.otherUID
-            }
+            }, "pid \(foreign.pid) never ran as uid \(Self.otherUID)")
             let path = scope.recordPath(s.port)
             let original = try String(contentsOfFile: path, encoding: .utf8)
             try Self.patchRecord(path, ["pid": "\(foreign.pid)", "start_time": try #require(start)])
@@ -115,7 +115,7 @@ struct AccessTests {
     func dipcrmRefusesOtherUsersRecord(backend: String) throws {
         try withServer(backend) { server, scope in
             let path = scope.recordPath(server.port)
-            #expect(chown(path, Self.otherUID, Self.otherUID) == 0, "chown: errno \(errno)")
+            try #require(chown(path, Self.otherUID, Self.otherUID) == 0, "chown: errno \(errno)")
             let rm = try scope.dipcrm(server.port)
             #expect(rm.status == 1, "\(rm)")
             #expect(rm.err.contains("belongs to uid \(Self.otherUID)"), "\(rm)")

@@ -150,7 +150,7 @@ struct StartupFailureTests {
         try withScope { scope in
             let a = try scope.start("tdb", options: ["--coordinator", "fifo"])
             #expect(try a.connect().write(0, "kept") == 1)
-            #expect(try scope.dipcrm(a.port).status == 0)
+            try #require(try scope.dipcrm(a.port).status == 0, "the server did not stop")
             let port = try freePort()
             let r = try scope.dipc(
                 Scope.arguments(backend: "tdb", name: scope.name, options: ["--coordinator", "phase-fair"],
