@@ -14,7 +14,7 @@ struct ConformanceTests {
             let passed = try await TestThreads.offPool { try BackendConformance.verify(factory) }
             #expect(passed == BackendConformance.Check.allCases)
         } catch where Factories.isTDBNotBuiltYet(error) {
-            try Test.cancel("skipped: the tdb backend is not built yet (\(error))")
+            try Test.cancel("SKIPPED: the tdb backend is not built yet (\(error))")
         }
     }
 
@@ -30,7 +30,7 @@ struct ConformanceTests {
             #expect(report.finalVersions.reduce(0, +) == UInt64(report.writes))
             #expect(report.reads > 0)
         } catch where Factories.isTDBNotBuiltYet(error) {
-            try Test.cancel("skipped: the tdb backend is not built yet (\(error))")
+            try Test.cancel("SKIPPED: the tdb backend is not built yet (\(error))")
         }
     }
 

@@ -54,8 +54,6 @@ struct AccessTests {
         }
     }
 
-    /// Whether this process may act as another user (needed to make a foreign process or file).
-    static let isRoot = geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
     static let otherUID: uid_t = 65534
 
     /// Replaces `key=...` lines of a runtime record.
@@ -77,7 +75,7 @@ struct AccessTests {
         return fields.count > 19 ? String(fields[19]) : nil
     }
 
-    @Test("dipcrm refuses a live server of another user (pid and start time right)", .enabled(if: isRoot), arguments: E2E.builtBackends.prefix(1))
+    @Test("dipcrm refuses a live server of another user (pid and start time right)", .requires(.root), arguments: E2E.builtBackends.prefix(1))
     func dipcrmRefusesOtherUsersServer(backend: String) throws {
         try withScope { scope in
             let s = try scope.start(backend)
@@ -111,7 +109,7 @@ struct AccessTests {
         }
     }
 
-    @Test("dipcrm refuses a runtime record owned by another user and leaves its server alone", .enabled(if: isRoot), arguments: E2E.builtBackends.prefix(1))
+    @Test("dipcrm refuses a runtime record owned by another user and leaves its server alone", .requires(.root), arguments: E2E.builtBackends.prefix(1))
     func dipcrmRefusesOtherUsersRecord(backend: String) throws {
         try withServer(backend) { server, scope in
             let path = scope.recordPath(server.port)

@@ -145,7 +145,7 @@ struct StartupFailureTests {
         }
     }
 
-    @Test("tdb: the file keeps its coordinator; another one fails even with no server running", .enabled(if: E2E.hasTDB))
+    @Test("tdb: the file keeps its coordinator; another one fails even with no server running", .requires(.tdbBackend))
     func tdbCoordinatorPersists() throws {
         try withScope { scope in
             let a = try scope.start("tdb", options: ["--coordinator", "fifo"])
@@ -174,7 +174,7 @@ struct StartupFailureTests {
         }
     }
 
-    @Test("tdb: --db in a missing directory fails cleanly", .enabled(if: E2E.hasTDB))
+    @Test("tdb: --db in a missing directory fails cleanly", .requires(.tdbBackend))
     func tdbMissingDirectory() throws {
         try withScope { scope in
             let port = try freePort()
@@ -187,7 +187,7 @@ struct StartupFailureTests {
         }
     }
 
-    @Test("tdb: a corrupt file fails cleanly and is not overwritten", .enabled(if: E2E.hasTDB))
+    @Test("tdb: a corrupt file fails cleanly and is not overwritten", .requires(.tdbBackend))
     func tdbCorrupt() throws {
         try withScope { scope in
             let port = try freePort()

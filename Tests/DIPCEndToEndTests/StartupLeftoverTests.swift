@@ -17,7 +17,7 @@ struct StartupLeftoverTests {
         return "/dev/shm/dipc.tdb.\(UInt64(st.st_dev)).\(UInt64(st.st_ino))"
     }
 
-    @Test("tdb: a corrupt file, a different geometry, or a directory as --db leave no coordinator map", .enabled(if: E2E.hasTDB))
+    @Test("tdb: a corrupt file, a different geometry, or a directory as --db leave no coordinator map", .requires(.tdbBackend))
     func tdbFailuresLeaveNoMap() throws {
         try withScope { scope in
             // A file a server made, then stopped: asking for another geometry must fail.

@@ -160,7 +160,7 @@ struct StatsAndListTests {
 
     @Test(
         "shell on a terminal edits lines and recalls history",
-        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs script(1) for a pty"))
+        .requires(.script))
     func shellLineEditing() throws {
         try withServer("sysv") { server, scope in
             let history = scope.dir + "/history"

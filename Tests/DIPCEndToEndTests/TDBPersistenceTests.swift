@@ -7,7 +7,7 @@ import Testing
 #endif
 
 /// TDB: content lives until its file is deleted.
-@Suite("tdb persistence", .enabled(if: E2E.hasTDB))
+@Suite("tdb persistence", .requires(.tdbBackend))
 struct TDBPersistenceTests {
     @Test("data and versions survive dipcrm + restart; the file is never deleted")
     func surviveRestart() throws {
