@@ -39,7 +39,7 @@ extension CoordinatorTests {
     @Test("another process's write lock blocks a reader until released", arguments: policies)
     func crossProcessWriteBlocksReader(policy: CoordinatorPolicy) throws {
         let setup = try Setup(policy: policy, mode: "write")
-        #expect(setup.probe.readLine() == "locked")
+        try #require(setup.probe.readLine() == "locked", "the probe never took its lock")
         #expect(try setup.state.writer == CoordinatorTests.probeSlot)
         let entered = TestFlag()
         let coordinator = setup.coordinator
@@ -73,7 +73,7 @@ extension CoordinatorTests {
     @Test("a process killed holding the write lock does not wedge readers", arguments: policies)
     func killedHoldingWrite(policy: CoordinatorPolicy) throws {
         let setup = try Setup(policy: policy, mode: "write")
-        #expect(setup.probe.readLine() == "locked")
+        try #require(setup.probe.readLine() == "locked", "the probe never took its lock")
         let entered = TestFlag()
         let coordinator = setup.coordinator
         let reader = TestThread { try? coordinator.withReadAccess(to: 1) { entered.set() } }
@@ -89,7 +89,7 @@ extension CoordinatorTests {
     @Test("a process killed holding a read lock does not wedge a waiting writer", arguments: policies)
     func killedHoldingRead(policy: CoordinatorPolicy) throws {
         let setup = try Setup(policy: policy, mode: "read")
-        #expect(setup.probe.readLine() == "locked")
+        try #require(setup.probe.readLine() == "locked", "the probe never took its lock")
         #expect(try setup.state.activeReaders == 1)
         let entered = TestFlag()
         let coordinator = setup.coordinator
@@ -140,7 +140,7 @@ extension CoordinatorTests {
     @Test("a process killed inside the mutex mid-update is repaired", arguments: policies)
     func killedInsideMutex(policy: CoordinatorPolicy) throws {
         let setup = try Setup(policy: policy, mode: "mutex")
-        #expect(setup.probe.readLine() == "locked")
+        try #require(setup.probe.readLine() == "locked", "the probe never took its lock")
         setup.probe.killHard()
         // The next locker gets EOWNERDEAD, rebuilds the state and purges the dead slot.
         let coordinator = setup.coordinator

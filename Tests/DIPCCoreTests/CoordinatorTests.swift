@@ -203,7 +203,7 @@ struct CoordinatorTests {
             stop.set()
             for reader in readers { reader.join() }
         }
-        #expect(waitUntil(5) { readerEntries.value > 200 })
+        try #require(waitUntil(5) { readerEntries.value > 200 }, "the readers are not running: \(readerEntries.value) entries")
         let writerSide = region.coordinator(policy: policy, slot: 1)
         for _ in 0..<5 {
             let atEntry = TestCounter(-1)
@@ -245,7 +245,7 @@ struct CoordinatorTests {
             stop.set()
             for writer in writers { writer.join() }
         }
-        #expect(waitUntil(5) { writes.value > 200 })
+        try #require(waitUntil(5) { writes.value > 200 }, "the writers are not running: \(writes.value) writes")
         let readerSide = region.coordinator(policy: policy, slot: 1)
         for _ in 0..<5 {
             let atEntry = TestCounter(-1)

@@ -23,7 +23,7 @@ struct ProcessIdentityTests {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
         defer { argv.forEach { free($0) } }
-        #expect(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ) == 0)
+        try #require(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ) == 0)
         // Until it is reaped it is a zombie, which must count as gone.
         #expect(waitUntilGone(pid), "a zombie still counts as running")
         var status: Int32 = 0

@@ -14,7 +14,7 @@ struct AccessTests {
     static func listeningAddresses(port: Int) -> [String] {
         var out: [String] = []
         for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            guard let text = procFile(file) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 guard fields.count > 3, fields[3] == "0A" else { continue }  // LISTEN
@@ -54,8 +54,6 @@ struct AccessTests {
         }
     }
 
-    /// Whether this process may act as another user (needed to make a foreign process or file).
-    static let isRoot = geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
     static let otherUID: uid_t = 65534
 
     /// Replaces `key=...` lines of a runtime record.
@@ -77,12 +75,12 @@ struct AccessTests {
         return fields.count > 19 ? String(fields[19]) : nil
     }
 
-    @Test("dipcrm refuses a live server of another user (pid and start time right)", .enabled(if: isRoot), arguments: E2E.builtBackends.prefix(1))
+    @Test("dipcrm refuses a live server of another user (pid and start time right)", .requires(.root), arguments: E2E.builtBackends.prefix(1))
     func dipcrmRefusesOtherUsersServer(backend: String) throws {
         try withScope { scope in
             let s = try scope.start(backend)
             s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
             // The record now names a live process of uid 65534, start time included.
             let foreign = try ChildProcess(
                 "/usr/bin/setpriv", ["--reuid=\(Self.otherUID)", "--regid=\(Self.otherUID)", "--clear-groups", "/bin/sleep", "60"],
@@ -92,10 +90,10 @@ struct AccessTests {
                 _ = foreign.wait(timeout: 5)
             }
             var start: String?
-            waitUntil(timeout: 5) {
+            try #require(waitUntil(timeout: 5) {
                 start = Self.startTime(foreign.pid)
                 return (try? FileManager.default.attributesOfItem(atPath: "/proc/\(foreign.pid)")[.ownerAccountID] as? NSNumber)?.uint32Value == Self.otherUID
-            }
+            }, "pid \(foreign.pid) never ran as uid \(Self.otherUID)")
             let path = scope.recordPath(s.port)
             let original = try String(contentsOfFile: path, encoding: .utf8)
             try Self.patchRecord(path, ["pid": "\(foreign.pid)", "start_time": try #require(start)])
@@ -111,11 +109,11 @@ struct AccessTests {
         }
     }
 
-    @Test("dipcrm refuses a runtime record owned by another user and leaves its server alone", .enabled(if: isRoot), arguments: E2E.builtBackends.prefix(1))
+    @Test("dipcrm refuses a runtime record owned by another user and leaves its server alone", .requires(.root), arguments: E2E.builtBackends.prefix(1))
     func dipcrmRefusesOtherUsersRecord(backend: String) throws {
         try withServer(backend) { server, scope in
             let path = scope.recordPath(server.port)
-            #expect(chown(path, Self.otherUID, Self.otherUID) == 0, "chown: errno \(errno)")
+            try #require(chown(path, Self.otherUID, Self.otherUID) == 0, "chown: errno \(errno)")
             let rm = try scope.dipcrm(server.port)
             #expect(rm.status == 1, "\(rm)")
             #expect(rm.err.contains("belongs to uid \(Self.otherUID)"), "\(rm)")

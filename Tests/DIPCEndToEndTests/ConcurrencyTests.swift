@@ -9,27 +9,57 @@ struct ConcurrencyTests {
         var problems: [String] = []
         var writesPerMailbox = [Int](repeating: 0, count: 4)
         var reads = 0
+        /// Requests each client completed (writers: writes, readers: reads).
+        var operationsPerClient = [Int](repeating: 0, count: ConcurrencyTests.clients)
+        /// Monotonic times at which each client did its first and its last request.
+        var activeFrom = [Double](repeating: .infinity, count: ConcurrencyTests.clients)
+        var activeUntil = [Double](repeating: -.infinity, count: ConcurrencyTests.clients)
     }
 
+    /// Clients in `hammer`: the first half write, the others read.
+    static let clients = 16
+    /// Requests every client completes, however slow the machine, so that the load is real.
+    static let minimumOperations = 20
+
     /// 8 writers and 8 readers on 4 mailboxes for about `seconds` (bounded op count), spread over `ports`.
+    /// All clients connect first and start together; each does at least `minimumOperations`.
     static func hammer(ports: [Int], seconds: Double) -> Outcome {
         let result = Locked(Outcome())
-        let deadline = monotonicNow() + seconds
+        let startLine = StartLine(count: clients)
         let maxOps = 3000
-        let finished = runThreads(16, timeout: seconds + 60) { i in
+        let finished = runThreads(clients, timeout: seconds + 60) { i in
             let port = ports[i % ports.count]
             var g = SplitMix64()
             var problems: [String] = []
             var writes = [Int](repeating: 0, count: 4)
             var reads = 0
+            var operations = 0
+            var from = Double.infinity
+            var until = -Double.infinity
             do {
-                let c = try Conn(port: port, timeout: 10)
-                if i < 8 {  // writer
+                let c: Conn
+                do {
+                    c = try Conn(port: port, timeout: 10)
+                } catch {
+                    _ = startLine.arriveAndWait(timeout: 0)  // the others need not wait for this one
+                    throw error
+                }
+                guard let start = startLine.arriveAndWait(timeout: 30) else {
+                    throw E2EError("the \(clients) clients were not all connected within 30 s")
+                }
+                let deadline = start + seconds
+                func goOn() -> Bool {
+                    operations < maxOps && (operations < minimumOperations || monotonicNow() < deadline)
+                }
+                if i < clients / 2 {  // writer
                     var lastVersion = [UInt64](repeating: 0, count: 4)
-                    for op in 0..<maxOps where monotonicNow() < deadline {
-                        let m = (i + op) % 4
+                    while goOn() {
+                        let m = (i + operations) % 4
                         let v = CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g)
+                        from = min(from, monotonicNow())
                         let ver = try c.write(m, v)
+                        until = monotonicNow()
+                        operations += 1
                         if ver <= lastVersion[m] {
                             problems.append("writer \(i): mailbox \(m) version \(ver) after \(lastVersion[m])")
                         }
@@ -38,9 +68,12 @@ struct ConcurrencyTests {
                     }
                 } else {  // reader
                     var lastVersion = [UInt64](repeating: 0, count: 4)
-                    for op in 0..<maxOps where monotonicNow() < deadline {
-                        let m = (i * 7 + op) % 4
+                    while goOn() {
+                        let m = (i * 7 + operations) % 4
+                        from = min(from, monotonicNow())
                         let (d, ver) = try c.read(m)
+                        until = monotonicNow()
+                        operations += 1
                         reads += 1
                         if ver < lastVersion[m] {
                             problems.append("reader \(i): mailbox \(m) version went back \(lastVersion[m]) -> \(ver)")
@@ -61,6 +94,9 @@ struct ConcurrencyTests {
                 o.problems += problems
                 o.reads += reads
                 for m in 0..<4 { o.writesPerMailbox[m] += writes[m] }
+                o.operationsPerClient[i] = operations
+                o.activeFrom[i] = from
+                o.activeUntil[i] = until
             }
         }
         if !finished { result.withValue { $0.problems.append("clients did not finish within \(seconds + 60) s") } }
@@ -70,6 +106,12 @@ struct ConcurrencyTests {
     static func check(_ o: Outcome, finalVersions: [UInt64]) {
         #expect(o.problems.isEmpty, "\(o.problems.prefix(10))")
         #expect(o.reads > 0 && o.writesPerMailbox.allSatisfy { $0 > 0 }, "no traffic: \(o)")
+        // The load was real: every client did its share, and all of them were busy at one
+        // same moment (the last to start began before the first to finish was done).
+        #expect(o.operationsPerClient.allSatisfy { $0 >= minimumOperations },
+                "requests per client \(o.operationsPerClient), expected at least \(minimumOperations) each")
+        #expect((o.activeFrom.max() ?? .infinity) < (o.activeUntil.min() ?? -.infinity),
+                "the clients were never all active at once: first requests \(o.activeFrom), last replies \(o.activeUntil)")
         // Every acknowledged write counted exactly once.
         for m in 0..<4 {
             #expect(finalVersions[m] == UInt64(o.writesPerMailbox[m]), "mailbox \(m): version \(finalVersions[m]) but \(o.writesPerMailbox[m]) acknowledged writes")
@@ -113,32 +155,45 @@ struct ConcurrencyTests {
         }
     }
 
+    /// Operations every load thread must complete before a measurement starts: the load is running.
+    static let warmUpOperations = 5
+
+    /// Times `operation` at least `repetitions` times and then on until every thread of
+    /// `load` has completed an operation since the first one started (so that each measured
+    /// operation competed with a running load), for at most `deadline` seconds; returns the
+    /// slowest time. Records an issue when a load thread failed or made no progress by then.
+    static func worstTime(of operation: (Int) throws -> Void, repetitions: Int, under load: LoadThreads,
+                          deadline: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) throws -> Double {
+        let before = load.completed
+        let end = monotonicNow() + deadline
+        var worst = 0.0
+        var done = 0
+        func everyThreadProgressed() -> Bool { zip(load.completed, before).allSatisfy { $0 > $1 } }
+        while done < repetitions || (!everyThreadProgressed() && monotonicNow() < end) {
+            let t = monotonicNow()
+            try operation(done)
+            worst = max(worst, monotonicNow() - t)
+            done += 1
+        }
+        #expect(load.connectFailures.isEmpty && load.operationErrors.isEmpty,
+                "load threads failed: \(load.connectFailures + load.operationErrors)", sourceLocation: sourceLocation)
+        #expect(everyThreadProgressed(),
+                "operations per load thread during \(done) measured ones: \(zip(load.completed, before).map { $0 - $1 })",
+                sourceLocation: sourceLocation)
+        return worst
+    }
+
     @Test("a reader is not starved by a stream of writers", arguments: E2E.builtBackends)
     func readerNotStarved(backend: String) throws {
         try withServer(backend) { server, _ in
-            let stop = Locked(false)
             let port = server.port
-            let done = DispatchGroup()
-            for _ in 0..<6 {
-                done.enter()
-                Thread {
-                    defer { done.leave() }
-                    guard let c = try? Conn(port: port) else { return }
-                    let v = [UInt8](repeating: 7, count: 4096)
-                    while !stop.get { if (try? c.write(0, v)) == nil { return } }
-                }.start()
-            }
-            defer {
-                stop.withValue { $0 = true }
-                _ = done.wait(timeout: .now() + 10)
-            }
+            let v = [UInt8](repeating: 7, count: 4096)
+            let writers = LoadThreads(count: 6, port: { _ in port }) { _, c in _ = try c.write(0, v) }
+            defer { #expect(writers.stop(), "the writers did not stop within 10 s") }
+            try #require(writers.waitUntilEach(completed: Self.warmUpOperations, timeout: 10),
+                         "writers not all running: \(writers.completed) \(writers.connectFailures + writers.operationErrors)")
             let c = try server.connect()
-            var worst = 0.0
-            for _ in 0..<50 {
-                let t = monotonicNow()
-                _ = try c.read(0)
-                worst = max(worst, monotonicNow() - t)
-            }
+            let worst = try Self.worstTime(of: { _ in _ = try c.read(0) }, repetitions: 50, under: writers)
             #expect(worst < 2, "a read took \(worst) s under 6 writers")
         }
     }
@@ -151,7 +206,11 @@ struct ConcurrencyTests {
             // 32 pipelined reads of 1 MiB that this client never reads: the server blocks sending.
             let stalled = try server.connect()
             try stalled.send(Array(String(repeating: "r 0\n", count: 32).utf8))
-            usleep(300_000)  // not a synchronisation: lets the server fill the socket buffers first
+            // The server is held up sending to it once its end of the connection keeps data
+            // queued that the stalled client's full receive buffer cannot take.
+            try #require(
+                waitUntil(timeout: 10) { (serverSendQueue(of: stalled) ?? 0) > 0 },
+                "the server never filled the stalled client's receive buffer (send queue \(String(describing: serverSendQueue(of: stalled))))")
             let t = monotonicNow()
             let other = try server.connect(timeout: 5)
             let v = try other.write(0, "small")
@@ -183,33 +242,19 @@ struct ConcurrencyTests {
         try withServer(backend) { server, _ in
             let seed = try server.connect()
             try seed.write(0, [UInt8](repeating: 1, count: 4096))
-            let stop = Locked(false)
             let port = server.port
-            let done = DispatchGroup()
-            for _ in 0..<8 {
-                done.enter()
-                Thread {
-                    defer { done.leave() }
-                    guard let c = try? Conn(port: port) else { return }
-                    // Keep several reads queued at all times.
-                    while !stop.get {
-                        if (try? c.send(Array("r 0\nr 0\nr 0\nr 0\n".utf8))) == nil { return }
-                        for _ in 0..<4 { if (try? c.readDataReply(request: "r 0")) == nil { return } }
-                    }
-                }.start()
+            // Each operation keeps several reads queued: four pipelined, then their replies.
+            let readers = LoadThreads(count: 8, port: { _ in port }) { _, c in
+                try c.send(Array("r 0\nr 0\nr 0\nr 0\n".utf8))
+                for _ in 0..<4 { _ = try c.readDataReply(request: "r 0") }
             }
-            defer {
-                stop.withValue { $0 = true }
-                _ = done.wait(timeout: .now() + 10)
-            }
-            usleep(200_000)  // not a synchronisation: lets the readers get going
+            defer { #expect(readers.stop(), "the readers did not stop within 10 s") }
+            try #require(readers.waitUntilEach(completed: Self.warmUpOperations, timeout: 10),
+                         "readers not all running: \(readers.completed) \(readers.connectFailures + readers.operationErrors)")
             let c = try server.connect()
-            var worst = 0.0
-            for i in 0..<30 {
-                let t = monotonicNow()
-                try c.write(0, [UInt8](repeating: UInt8(i), count: 4096))
-                worst = max(worst, monotonicNow() - t)
-            }
+            let worst = try Self.worstTime(
+                of: { i in try c.write(0, [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 4096)) },
+                repetitions: 30, under: readers)
             #expect(worst < 2, "a write took \(worst) s under 8 greedy readers")
         }
     }

@@ -16,9 +16,9 @@ struct CrashTests {
         let s = try scope.start(backend, mailboxes: mailboxes)
         try s.connect().write(0, "x")
         s.kill(SIGKILL)
-        #expect(s.waitGone(timeout: 5), sourceLocation: sourceLocation)
-        #expect(!s.storeObjects().isEmpty && IPC.exists(scope.recordPath(s.port)),
-                "harness sees no leftovers of a killed server", sourceLocation: sourceLocation)
+        try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL", sourceLocation: sourceLocation)
+        try #require(!s.storeObjects().isEmpty && IPC.exists(scope.recordPath(s.port)),
+                     "harness sees no leftovers of a killed server", sourceLocation: sourceLocation)
         return s
     }
 
@@ -38,54 +38,62 @@ struct CrashTests {
         }
     }
 
+    /// Acknowledged writes that a crash may leave visible: all of them, and possibly the
+    /// one that was in flight when the server died (it may have been published without
+    /// its reply reaching the client).
+    static func versionIsPlausible(_ version: UInt64, acknowledged: UInt64) -> Bool {
+        version == acknowledged || version == acknowledged + 1
+    }
+
     @Test("SIGKILL of one sharer mid-traffic: the other keeps serving every mailbox", arguments: E2E.builtBackends)
     func survivorKeepsServing(backend: String) throws {
         try withScope { scope in
             let b = try scope.start(backend)
+            // Writes each mailbox has received so far (its version), over every round.
+            var versions = [UInt64](repeating: 0, count: 4)
             for round in 0..<3 {
                 let a = try scope.start(backend)
-                let stop = Locked(false)
                 let failures = Locked<[String]>([])
                 let port = a.port
-                let traffic = Locked(0)
-                let done = DispatchGroup()
-                for t in 0..<4 {
-                    done.enter()
-                    Thread {
-                        defer { done.leave() }
-                        var g = SplitMix64()
-                        guard let c = try? Conn(port: port, timeout: 5) else { return }
-                        while !stop.get {
-                            let v = CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g)
-                            do {
-                                try c.write(t, v)
-                                traffic.withValue { $0 += 1 }
-                            } catch { return }  // the server died
-                        }
-                    }.start()
+                // Thread t writes whole checked values to mailbox t through A until A dies.
+                let writers = LoadThreads(count: 4, port: { _ in port }, timeout: 5) { t, c in
+                    var g = SplitMix64()
+                    _ = try c.write(t, CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g))
                 }
-                waitUntil(timeout: 5) { traffic.get >= 20 }
+                // Every mailbox has been written in this round before A is killed mid-traffic.
+                let running = writers.waitUntilEach(completed: 5, timeout: 10)
+                if !running { writers.stop() }
+                try #require(running, "round \(round): writers through A not all running: \(writers.completed) \(writers.connectFailures + writers.operationErrors)")
                 a.kill(SIGKILL)
-                #expect(a.waitGone(timeout: 5))
-                stop.withValue { $0 = true }
-                _ = done.wait(timeout: .now() + 10)
+                try #require(a.waitGone(timeout: 5), "round \(round): A still alive after SIGKILL")
+                // Their writes now fail (A is gone): that is expected, not a failure.
+                try #require(writers.stop(), "round \(round): the writers did not stop once A was dead")
+                let acknowledged = writers.completed
 
                 // B must serve every mailbox promptly (no lock left held by the dead server).
                 let cb = try b.connect(timeout: 10)
                 for m in 0..<4 {
                     let start = monotonicNow()
                     do {
-                        let (d, _) = try cb.read(m)
-                        // A mailbox whose writer had not written yet this round still holds
-                        // the previous round's "after kill" text: whole, not torn.
-                        let previous = round > 0 && d == Array("after kill \(round - 1)".utf8)
-                        if !d.isEmpty, !previous, let p = CheckedValue.problem(d) {
-                            failures.withValue { $0.append("round \(round) mailbox \(m): torn value after kill: \(p)") }
+                        let (d, v) = try cb.read(m)
+                        // This round's writer had its writes to m acknowledged, so m holds one of
+                        // them (or the one in flight at the kill), whole: never empty, never torn,
+                        // never the previous round's text.
+                        if let p = CheckedValue.problem(d) {
+                            failures.withValue { $0.append("round \(round) mailbox \(m): not a whole value written this round after the kill: \(p)") }
                         }
-                        let v = try cb.write(m, "after kill \(round)")
+                        let expected = versions[m] + UInt64(acknowledged[m])
+                        if !Self.versionIsPlausible(v, acknowledged: expected) {
+                            failures.withValue { $0.append("round \(round) mailbox \(m): version \(v) after \(expected) acknowledged writes") }
+                        }
+                        let v1 = try cb.write(m, "after kill \(round)")
+                        if v1 != v + 1 {
+                            failures.withValue { $0.append("round \(round) mailbox \(m): write after the kill got version \(v1) after \(v)") }
+                        }
+                        versions[m] = v1
                         let (d2, v2) = try cb.read(m)
-                        if d2 != Array("after kill \(round)".utf8) || v2 != v {
-                            failures.withValue { $0.append("round \(round) mailbox \(m): read back \(d2.count) bytes v\(v2), wrote v\(v)") }
+                        if d2 != Array("after kill \(round)".utf8) || v2 != v1 {
+                            failures.withValue { $0.append("round \(round) mailbox \(m): read back \(d2.count) bytes v\(v2), wrote v\(v1)") }
                         }
                     } catch {
                         failures.withValue {
@@ -114,7 +122,7 @@ struct CrashTests {
             #expect(try c.write(1, "two") == 2)
             c.close()
             s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
             let s2 = try scope.start(backend, port: s.port)
             #expect(s2.pid != s.pid)
             let c2 = try s2.connect()
@@ -135,31 +143,30 @@ struct CrashTests {
         try withScope { scope in
             let s = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64)
             let port = s.port
-            let count = Locked(0)
-            let done = DispatchGroup()
-            for t in 0..<2 {
-                done.enter()
-                Thread {
-                    defer { done.leave() }
-                    var g = SplitMix64()
-                    guard let c = try? Conn(port: port, timeout: 5) else { return }
-                    while true {
-                        let v = CheckedValue.make(length: Int.random(in: 512 * 1024...1024 * 1024, using: &g), using: &g)
-                        do { try c.write(t, v); count.withValue { $0 += 1 } } catch { return }
-                    }
-                }.start()
+            // Thread t writes large checked values to mailbox t until the server dies.
+            let writers = LoadThreads(count: 2, port: { _ in port }, timeout: 5) { t, c in
+                var g = SplitMix64()
+                _ = try c.write(t, CheckedValue.make(length: Int.random(in: 512 * 1024...1024 * 1024, using: &g), using: &g))
             }
-            waitUntil(timeout: 10) { count.get >= 6 }
+            let running = writers.waitUntilEach(completed: 3, timeout: 10)
+            if !running { writers.stop() }
+            try #require(running, "writers not all running: \(writers.completed) \(writers.connectFailures + writers.operationErrors)")
             s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
-            _ = done.wait(timeout: .now() + 10)
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
+            // Their writes now fail (the server is gone): that is expected, not a failure.
+            try #require(writers.stop(), "the writers did not stop once the server was dead")
+            let acknowledged = writers.completed
             let s2 = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64, port: port)
             let c = try s2.connect()
             for m in 0..<2 {
-                let (d, _) = try c.read(m)
-                #expect(d.isEmpty || CheckedValue.problem(d) == nil, "mailbox \(m) torn after SIGKILL mid-write: \(CheckedValue.problem(d) ?? "")")
-                let v = try c.write(m, "ok")
-                #expect(try c.read(m).version == v)
+                let (d, v) = try c.read(m)
+                // Each mailbox had writes acknowledged before the kill, so it holds one of them
+                // (or the one in flight at the kill), whole: an empty mailbox is a lost write.
+                #expect(CheckedValue.problem(d) == nil, "mailbox \(m) after SIGKILL mid-write: \(d.count) bytes, \(CheckedValue.problem(d) ?? "whole")")
+                #expect(Self.versionIsPlausible(v, acknowledged: UInt64(acknowledged[m])),
+                        "mailbox \(m): version \(v) after \(acknowledged[m]) acknowledged writes")
+                let v2 = try c.write(m, "ok")
+                #expect(try c.read(m).version == v2)
             }
         }
     }
@@ -173,7 +180,7 @@ struct CrashTests {
             #expect(!a.storeObjects().isEmpty, "harness sees no store objects for \(a.name)")
             a.kill(SIGKILL)
             b.kill(SIGKILL)
-            #expect(a.waitGone(timeout: 5) && b.waitGone(timeout: 5))
+            try #require(a.waitGone(timeout: 5) && b.waitGone(timeout: 5), "a sharer still alive after SIGKILL")
             let a2 = try scope.start(backend, port: a.port)
             let (d, v) = try a2.connect().read(3)
             #expect(d == Array("both".utf8) && v == 1, "data after both sharers were killed: \(d) v\(v)")

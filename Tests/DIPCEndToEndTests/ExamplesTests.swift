@@ -15,8 +15,6 @@ let repositoryRoot: String = {
 /// Examples/python, Examples/netcat and Examples/systemd against real servers.
 @Suite("Examples")
 struct ExamplesTests {
-    static let hasNetcat = FileManager.default.isExecutableFile(atPath: "/usr/bin/nc")
-    static let hasBash = FileManager.default.isExecutableFile(atPath: "/bin/bash")
 
     @Test("python: example.py talks to a server with the standard library only")
     func python() throws {
@@ -41,7 +39,7 @@ struct ExamplesTests {
         }
     }
 
-    @Test("netcat: dipc-nc.sh reads, writes, pushes, takes and reports errors", .enabled(if: hasNetcat && hasBash))
+    @Test("netcat: dipc-nc.sh reads, writes, pushes, takes and reports errors", .requires(.netcat, .bash))
     func netcat() throws {
         try withServer("posix") { server, scope in
             let script = repositoryRoot + "/Examples/netcat/dipc-nc.sh"
@@ -69,7 +67,7 @@ struct ExamplesTests {
         }
     }
 
-    @Test("netcat: two `dipc-nc.sh chat` sessions exchange lines through each other's queue", .enabled(if: hasNetcat && hasBash))
+    @Test("netcat: two `dipc-nc.sh chat` sessions exchange lines through each other's queue", .requires(.netcat, .bash))
     func chat() throws {
         try withServer("sysv") { server, scope in
             let script = repositoryRoot + "/Examples/netcat/dipc-nc.sh"
@@ -143,7 +141,7 @@ struct ExamplesTests {
 
     @Test(
         "systemd: systemd-analyze verify accepts the unit",
-        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze")))
+        .requires(.systemdAnalyze))
     func systemdVerify() throws {
         try withScope { scope in
             let bin = (try Binaries.path("dipc") as NSString).deletingLastPathComponent

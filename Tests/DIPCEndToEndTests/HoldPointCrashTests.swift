@@ -75,16 +75,16 @@ extension CrashTests {
             if let survivorHold {
                 // The survivor holds the write lock; the victim queues behind it and pauses.
                 try setup.send(Array("w 0 \(old.count)\n".utf8) + old)
-                #expect(survivorHold.reached(), "the survivor never reached its write lock")
+                try #require(survivorHold.reached(), "the survivor never reached its write lock")
                 try victimClient.send("w 0 3\nnew")
             } else {
                 try victimClient.send(point == "read-lock" ? "r 0\n" : "w 0 3\nnew")
             }
-            #expect(hold.reached(), "\(backend)/\(policy): the victim never reached \(point)")
+            try #require(hold.reached(), "\(backend)/\(policy): the victim never reached \(point)")
 
             if let survivorHold {
                 victim.kill(SIGKILL)
-                #expect(victim.waitGone(timeout: 5))
+                try #require(victim.waitGone(timeout: 5), "the victim still alive after SIGKILL")
                 survivorHold.release()
                 #expect(try setup.readLine() == "ok 1", "the survivor's own write")
             } else {
@@ -92,7 +92,7 @@ extension CrashTests {
                 try survivorClient.send(point == "read-lock" ? "w 0 5\nlater" : "r 0\n")
                 #expect(survivorClient.staysSilent(for: 0.2), "\(point): the victim's lock did not block the survivor")
                 victim.kill(SIGKILL)
-                #expect(victim.waitGone(timeout: 5))
+                try #require(victim.waitGone(timeout: 5), "the victim still alive after SIGKILL")
             }
             // ... and is served within a second of the victim's death; so is the next one.
             let start = monotonicNow()
@@ -127,9 +127,9 @@ extension CrashTests {
             let victim = try scope.start(backend, mailboxKB: 256, packetKB: 64, extraEnv: hold.environment)
             let victimClient = try victim.connect()
             try victimClient.send(Array("w 0 \(new.count)\n".utf8) + new)
-            #expect(hold.reached(), "the victim never reached mid-copy")
+            try #require(hold.reached(), "the victim never reached mid-copy")
             victim.kill(SIGKILL)
-            #expect(victim.waitGone(timeout: 5))
+            try #require(victim.waitGone(timeout: 5), "the victim still alive after SIGKILL")
             let c = try survivor.connect()
             let start = monotonicNow()
             let (data, version) = try c.read(0)
@@ -150,12 +150,12 @@ extension CrashTests {
             // A sharer writes what must survive (the first write lock would pause `first`), then leaves.
             let helper = try scope.start(backend)
             try helper.connect().write(0, "kept")
-            #expect(try scope.dipcrm(helper.port).status == 0)
+            try #require(try scope.dipcrm(helper.port).status == 0, "the helper sharer did not stop")
             let c = try first.connect()
             try c.send("w 0 4\nlost")
-            #expect(hold.reached(), "the server never reached its write lock")
+            try #require(hold.reached(), "the server never reached its write lock")
             first.kill(SIGKILL)
-            #expect(first.waitGone(timeout: 5))
+            try #require(first.waitGone(timeout: 5), "the server still alive after SIGKILL")
             let restarted = try scope.start(backend, port: first.port)
             let start = monotonicNow()
             let c2 = try restarted.connect()

@@ -5,8 +5,6 @@ import Testing
 @Suite("make install and man pages")
 struct InstallTests {
     static let commands = ["dipc", "dipcrm", "dipc-client"]
-    static let hasMake = FileManager.default.isExecutableFile(atPath: "/usr/bin/make")
-    static let hasMan = FileManager.default.isExecutableFile(atPath: "/usr/bin/man")
 
     /// Runs `make install ARGS` with this build's products (INSTALL_FROM skips the release build).
     static func install(_ scope: Scope, _ args: [String]) throws -> ProcessResult {
@@ -43,7 +41,7 @@ struct InstallTests {
         }
     }
 
-    @Test("make install PREFIX=DIR installs binaries, man pages and completions", .enabled(if: hasMake))
+    @Test("make install PREFIX=DIR installs binaries, man pages and completions", .requires(.make))
     func installPrefix() throws {
         try withScope { scope in
             let prefix = scope.dir + "/prefix"
@@ -56,7 +54,7 @@ struct InstallTests {
         }
     }
 
-    @Test("make install honours DESTDIR", .enabled(if: hasMake))
+    @Test("make install honours DESTDIR", .requires(.make))
     func installDestdir() throws {
         try withScope { scope in
             let destdir = scope.dir + "/stage"
@@ -66,7 +64,7 @@ struct InstallTests {
         }
     }
 
-    @Test("man -l renders each page without warnings", .enabled(if: hasMan), arguments: commands)
+    @Test("man -l renders each page without warnings", .requires(.man), arguments: commands)
     func manPage(command: String) throws {
         var env = ProcessInfo.processInfo.environment
         env["MANWIDTH"] = "80"

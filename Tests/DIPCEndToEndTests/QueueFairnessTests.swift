@@ -140,7 +140,7 @@ struct QueueFairnessTests {
             try survivor.send("c 0 20000\n")
             guard Self.waitQueued(servers[1].control, 1, "consumer on B") else { return }
             servers[0].server.kill(SIGKILL)
-            #expect(servers[0].server.waitGone(timeout: 5), "server A survived SIGKILL")
+            try #require(servers[0].server.waitGone(timeout: 5), "server A survived SIGKILL")
             let producer = try servers[1].server.connect()
             let t = monotonicNow()
             try producer.send("p 0 5\nafter")

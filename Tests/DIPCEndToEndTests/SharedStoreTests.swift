@@ -60,7 +60,7 @@ struct SharedStoreTests {
         }
     }
 
-    @Test("the same name on different backends names different stores", .enabled(if: E2E.builtBackends.count > 1))
+    @Test("the same name on different backends names different stores", .requires(.twoBackends))
     func namesArePerBackend() throws {
         try withScope { scope in
             let servers = try E2E.builtBackends.map { try scope.start($0) }

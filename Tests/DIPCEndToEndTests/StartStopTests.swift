@@ -63,10 +63,9 @@ struct StartStopTests {
             switch backend {
             case "sysv":
                 let id = try #require(server.shmID, "sysv record lacks shm_id: \(record)")
-                let seg = IPC.segments().first { $0.id == id }
-                #expect(seg != nil, "no sysv segment with recorded id \(id)")
-                #expect(seg?.key == IPC.key(scope.name), "segment key should be FNV-1a(\"dipc:\"+name): \(String(describing: seg))")
-                #expect(seg.map { $0.perms & 0o777 } == 0o600, "segment perms: \(String(describing: seg))")
+                let seg = try #require(IPC.segments().first { $0.id == id }, "no sysv segment with recorded id \(id)")
+                #expect(seg.key == IPC.key(scope.name), "segment key should be FNV-1a(\"dipc:\"+name): \(seg)")
+                #expect(seg.perms & 0o777 == 0o600, "segment perms: \(seg)")
             case "posix":
                 let path = "/dev/shm/dipc.\(scope.name)"
                 #expect(IPC.fileMode(path) == 0o600, "\(path) mode \(String(describing: IPC.fileMode(path)))")
@@ -252,7 +251,7 @@ struct StartStopTests {
         try withScope { scope in
             let s = try scope.start(backend)
             s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
             // Pretend the pid was recycled: point the stale record at an innocent process of ours.
             let innocent = try ChildProcess("/bin/sleep", ["60"], env: scope.env)
             let path = scope.recordPath(s.port)

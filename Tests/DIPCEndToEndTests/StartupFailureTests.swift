@@ -145,12 +145,12 @@ struct StartupFailureTests {
         }
     }
 
-    @Test("tdb: the file keeps its coordinator; another one fails even with no server running", .enabled(if: E2E.hasTDB))
+    @Test("tdb: the file keeps its coordinator; another one fails even with no server running", .requires(.tdbBackend))
     func tdbCoordinatorPersists() throws {
         try withScope { scope in
             let a = try scope.start("tdb", options: ["--coordinator", "fifo"])
             #expect(try a.connect().write(0, "kept") == 1)
-            #expect(try scope.dipcrm(a.port).status == 0)
+            try #require(try scope.dipcrm(a.port).status == 0, "the server did not stop")
             let port = try freePort()
             let r = try scope.dipc(
                 Scope.arguments(backend: "tdb", name: scope.name, options: ["--coordinator", "phase-fair"],
@@ -174,7 +174,7 @@ struct StartupFailureTests {
         }
     }
 
-    @Test("tdb: --db in a missing directory fails cleanly", .enabled(if: E2E.hasTDB))
+    @Test("tdb: --db in a missing directory fails cleanly", .requires(.tdbBackend))
     func tdbMissingDirectory() throws {
         try withScope { scope in
             let port = try freePort()
@@ -187,7 +187,7 @@ struct StartupFailureTests {
         }
     }
 
-    @Test("tdb: a corrupt file fails cleanly and is not overwritten", .enabled(if: E2E.hasTDB))
+    @Test("tdb: a corrupt file fails cleanly and is not overwritten", .requires(.tdbBackend))
     func tdbCorrupt() throws {
         try withScope { scope in
             let port = try freePort()

@@ -17,7 +17,7 @@ struct StartupLeftoverTests {
         return "/dev/shm/dipc.tdb.\(UInt64(st.st_dev)).\(UInt64(st.st_ino))"
     }
 
-    @Test("tdb: a corrupt file, a different geometry, or a directory as --db leave no coordinator map", .enabled(if: E2E.hasTDB))
+    @Test("tdb: a corrupt file, a different geometry, or a directory as --db leave no coordinator map", .requires(.tdbBackend))
     func tdbFailuresLeaveNoMap() throws {
         try withScope { scope in
             // A file a server made, then stopped: asking for another geometry must fail.
@@ -26,7 +26,7 @@ struct StartupLeftoverTests {
             try s.connect().write(1, "kept")
             let map = try #require(Self.coordinatorMap(of: made))
             #expect(IPC.exists(map), "a running server's coordinator map is not at \(map): the name formula is wrong")
-            #expect(try scope.dipcrm(s.port).status == 0)
+            try #require(try scope.dipcrm(s.port).status == 0, "the server that made the file did not stop")
             let corrupt = scope.dir + "/corrupt.tdb"
             _ = FileManager.default.createFile(atPath: corrupt, contents: Data(repeating: 0xA5, count: 4096))
             let directory = scope.dir + "/a-directory.tdb"

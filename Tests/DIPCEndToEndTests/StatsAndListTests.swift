@@ -129,7 +129,7 @@ struct StatsAndListTests {
             let second = try scope.start("posix", name: scope.newName(), mailboxes: 5, mailboxKB: 4, packetKB: 2)
             let victim = try scope.start("sysv", name: scope.newName())
             victim.kill(SIGKILL)
-            #expect(victim.waitGone())
+            try #require(victim.waitGone(), "pid \(victim.pid) still alive after SIGKILL")
             let held = try first.connect()
             _ = try held.request("i")
 
@@ -160,7 +160,7 @@ struct StatsAndListTests {
 
     @Test(
         "shell on a terminal edits lines and recalls history",
-        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs script(1) for a pty"))
+        .requires(.script))
     func shellLineEditing() throws {
         try withServer("sysv") { server, scope in
             let history = scope.dir + "/history"

@@ -7,7 +7,7 @@ import Testing
 #endif
 
 /// TDB: content lives until its file is deleted.
-@Suite("tdb persistence", .enabled(if: E2E.hasTDB))
+@Suite("tdb persistence", .requires(.tdbBackend))
 struct TDBPersistenceTests {
     @Test("data and versions survive dipcrm + restart; the file is never deleted")
     func surviveRestart() throws {
@@ -47,7 +47,7 @@ struct TDBPersistenceTests {
             let expected = scope.stateDir + "/\(scope.name).tdb"
             #expect(IPC.exists(expected), "no \(expected); record db=\(s.db ?? "nil")")
             try s.connect().write(3, "kept")
-            #expect(try scope.dipcrm(s.port).status == 0)
+            try #require(try scope.dipcrm(s.port).status == 0, "the server did not stop")
             #expect(IPC.exists(expected))
             let s2 = try scope.start("tdb")
             #expect(try s2.connect().read(3).data == Array("kept".utf8))
@@ -70,7 +70,7 @@ struct TDBPersistenceTests {
                 last[m] = v
             }
             s.kill(SIGKILL)  // right after the last acknowledgement
-            #expect(s.waitGone(timeout: 5))
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
             let s2 = try scope.start("tdb", port: s.port, options: ["--db", db])
             let c2 = try s2.connect()
             for m in 0..<4 {
@@ -87,24 +87,19 @@ struct TDBPersistenceTests {
             let s = try scope.start("tdb", options: ["--db", db])
             let port = s.port
             let acked = Locked<[UInt64]>([0, 0])
-            let done = DispatchGroup()
-            for t in 0..<2 {
-                done.enter()
-                Thread {
-                    defer { done.leave() }
-                    var g = SplitMix64()
-                    guard let c = try? Conn(port: port, timeout: 5) else { return }
-                    while true {
-                        let v = CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g)
-                        guard let ver = try? c.write(t, v) else { return }
-                        acked.withValue { $0[t] = ver }
-                    }
-                }.start()
+            // Thread t writes whole checked values to mailbox t until the server dies.
+            let writers = LoadThreads(count: 2, port: { _ in port }, timeout: 5) { t, c in
+                var g = SplitMix64()
+                let ver = try c.write(t, CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g))
+                acked.withValue { $0[t] = ver }
             }
-            waitUntil(timeout: 10) { acked.get.allSatisfy { $0 >= 20 } }
+            let running = writers.waitUntilEach(completed: 20, timeout: 10)
+            if !running { writers.stop() }
+            try #require(running, "writers not all running: \(writers.completed) \(writers.connectFailures + writers.operationErrors)")
             s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
-            _ = done.wait(timeout: .now() + 10)
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
+            // Their writes now fail (the server is gone): that is expected, not a failure.
+            try #require(writers.stop(), "the writers did not stop once the server was dead")
             let s2 = try scope.start("tdb", port: port, options: ["--db", db])
             let c = try s2.connect()
             for m in 0..<2 {
@@ -123,7 +118,7 @@ struct TDBPersistenceTests {
             let b = try scope.start("tdb", options: ["--db", db])
             try a.connect().write(0, "via a")
             #expect(try b.connect().read(0).data == Array("via a".utf8))
-            #expect(try scope.dipcrm(a.port).status == 0)
+            try #require(try scope.dipcrm(a.port).status == 0, "A did not stop")
             #expect(try b.connect().write(0, "via b") == 2)
             #expect(try scope.dipcrm(b.port).status == 0)
             if let m = b.shmName { #expect(!IPC.exists(IPC.devShmPath(m)), "coordinator map left") }
@@ -137,7 +132,7 @@ struct TDBPersistenceTests {
             let db = scope.dir + "/geo.tdb"
             let s = try scope.start("tdb", options: ["--db", db])
             try s.connect().write(0, "x")
-            #expect(try scope.dipcrm(s.port).status == 0)
+            try #require(try scope.dipcrm(s.port).status == 0, "the server did not stop")
             let port = try freePort()
             let r = try scope.dipc(
                 Scope.arguments(backend: "tdb", name: scope.name, options: ["--db", db], mailboxes: 8, mailboxKB: 4,
@@ -157,7 +152,7 @@ struct TDBPersistenceTests {
             let c = try s.connect()
             for i in 1...5 { #expect(try c.write(2, "sync \(i)") == UInt64(i)) }
             s.kill(SIGKILL)
-            #expect(s.waitGone(timeout: 5))
+            try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
             let s2 = try scope.start("tdb", port: s.port, options: ["--db", db])
             let (d, v) = try s2.connect().read(2)
             #expect(d == Array("sync 5".utf8) && v == 5)

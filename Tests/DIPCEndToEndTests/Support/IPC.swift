@@ -28,7 +28,7 @@ enum IPC {
     }
 
     private static func table(_ file: String, kind: String, creatorColumn: Int?) -> [SysVObject] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return [] }
+        guard let text = procFile(file) else { return [] }
         return text.split(separator: "\n").dropFirst().compactMap { line in
             let f = line.split(separator: " ")
             guard f.count >= 3, let key = Int64(f[0]), let id = Int32(f[1]), let perms = Int(f[2], radix: 8)
