@@ -86,7 +86,7 @@ endef
 .PHONY: all deps build release clean \
 	run stop \
 	test \
-	verify fuzz-build fuzz fuzz-ci asan tsan soak \
+	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak \
 	bench bench-backends bench-fairness bench-wakeup \
 	install install-files uninstall
 
@@ -132,6 +132,11 @@ test: build
 # ============================================================================
 # Checks: verify, fuzz, asan, tsan, soak
 # ============================================================================
+
+# Each target's declared dependencies (Package.swift) are exactly what its sources
+# import, so docs/ARCHITECTURE.md's graph and Package.swift cannot drift apart silently.
+check-dependencies:
+	python3 scripts/check-dependencies.py
 
 # Model-checks Sources/DIPCCore/Model/coordinator.pml (both policies): exclusion,
 # bounded bypass, deadlock freedom, starvation freedom (LTL, weak fairness); fails if any check fails.
