@@ -39,8 +39,8 @@ let package = Package(
             name: "DIPCBackendProvider",
             dependencies: ["DIPCCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/DIPCBackendProvider"),
-        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/SysV"),
-        .target(name: "DIPCPOSIX", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/POSIX"),
+        .target(name: "DIPCSysV", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider"], path: "Backends/SysV"),
+        .target(name: "DIPCPOSIX", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider"], path: "Backends/POSIX"),
         // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
         .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/TDB"),

@@ -1,28 +1,15 @@
-import ArgumentParser
 import DIPCBackendProvider
 import DIPCCore
 import Glibc
 
 /// `--backend posix`: one POSIX shared-memory object per store (`/dev/shm/dipc.NAME`).
 /// No options of its own.
-public struct POSIXProvider: BackendProvider {
+public struct POSIXProvider: OptionlessBackendProvider {
     public static let name = "posix"
 
     public init() {}
 
-    public var givenOptions: [String] { [] }
-
-    public func store(for request: StoreRequest) throws -> any BackendStore { Self.store(request) }
-
-    public static func store(for request: StoreRequest, record field: (String) -> String?) -> any BackendStore {
-        store(request)
-    }
-
-    public static func scratchStore(for request: StoreRequest, directory: String) -> any BackendStore {
-        store(request)
-    }
-
-    private static func store(_ request: StoreRequest) -> CoordinatedStore {
+    public static func store(_ request: StoreRequest) -> any BackendStore {
         let objectName = POSIXBackend.objectName(for: request.name)
         return CoordinatedStore(
             request: request, removes: "posix shared memory",
@@ -31,6 +18,6 @@ public struct POSIXProvider: BackendProvider {
                 var st = stat()
                 return lstat("/dev/shm" + objectName, &st) == 0 ? ["/dev/shm" + objectName] : []
             },
-            destroy: { _ = shm_unlink(objectName) })
+            destroy: { ignoringFailure("an object that is gone is destroyed") { shm_unlink(objectName) } })
     }
 }

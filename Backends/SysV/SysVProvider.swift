@@ -1,27 +1,14 @@
-import ArgumentParser
 import DIPCBackendProvider
 import DIPCCore
 import Glibc
 
 /// `--backend sysv`: one System V shared-memory segment per store. No options of its own.
-public struct SysVProvider: BackendProvider {
+public struct SysVProvider: OptionlessBackendProvider {
     public static let name = "sysv"
 
     public init() {}
 
-    public var givenOptions: [String] { [] }
-
-    public func store(for request: StoreRequest) throws -> any BackendStore { Self.store(request) }
-
-    public static func store(for request: StoreRequest, record field: (String) -> String?) -> any BackendStore {
-        store(request)
-    }
-
-    public static func scratchStore(for request: StoreRequest, directory: String) -> any BackendStore {
-        store(request)
-    }
-
-    private static func store(_ request: StoreRequest) -> CoordinatedStore {
+    public static func store(_ request: StoreRequest) -> any BackendStore {
         let key = SysVSegment.key(for: request.name)
         return CoordinatedStore(
             request: request, removes: "sysv shared memory",
@@ -29,7 +16,7 @@ public struct SysVProvider: BackendProvider {
             leftovers: { objects(key: key) },
             destroy: {
                 let id = shmget(key, 0, 0)
-                if id >= 0 { shmctl(id, IPC_RMID, nil) }
+                if id >= 0 { ignoringFailure("a segment removed meanwhile is destroyed") { shmctl(id, IPC_RMID, nil) } }
             })
     }
 

@@ -33,7 +33,7 @@ public struct TDBProvider: BackendProvider {
         return CoordinatedStore(
             request: request, persistent: true, removes: "the coordinator map; the TDB file is kept",
             openBackend: { create in
-                if create { mkdir(folder, 0o700) }
+                if create { ignoringFailure("an existing folder is fine; a missing one fails the open") { mkdir(folder, 0o700) } }
                 return try TDBBackend.open(name: request.name, geometry: request.geometry, databasePath: path,
                                            sync: false, create: create)
             },
@@ -43,10 +43,12 @@ public struct TDBProvider: BackendProvider {
                 return left
             },
             destroy: {
-                if let map = controlMap(of: path) { shm_unlink(map) }
-                for file in strayFiles(in: folder, keeping: path) { unlink(file) }
-                unlink(path)
-                rmdir(folder)
+                ignoringFailure("destroying is best effort: leftovers() shows what remains") {
+                    if let map = controlMap(of: path) { shm_unlink(map) }
+                    for file in strayFiles(in: folder, keeping: path) { unlink(file) }
+                    unlink(path)
+                    return rmdir(folder)
+                }
             })
     }
 
@@ -63,8 +65,10 @@ public struct TDBProvider: BackendProvider {
                 return ["/dev/shm" + map]
             },
             destroy: {
-                if let map = controlMap(of: path) { shm_unlink(map) }
-                unlink(path)
+                ignoringFailure("destroying is best effort: leftovers() shows what remains") {
+                    if let map = controlMap(of: path) { shm_unlink(map) }
+                    return unlink(path)
+                }
             })
     }
 

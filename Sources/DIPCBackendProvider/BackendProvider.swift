@@ -74,3 +74,25 @@ public protocol BackendStore: Sendable {
     /// Destroys everything of the store, persistent data included (tests only).
     func destroy()
 }
+
+/// A backend without options of its own, whose store depends on the request alone
+/// (its name says where the store lives): every store it hands out, for a server, for
+/// `dipcrm` or as a scratch store, is `store(_:)`.
+public protocol OptionlessBackendProvider: BackendProvider {
+    /// The store for `request`.
+    static func store(_ request: StoreRequest) -> any BackendStore
+}
+
+extension OptionlessBackendProvider {
+    public var givenOptions: [String] { [] }
+
+    public func store(for request: StoreRequest) throws -> any BackendStore { Self.store(request) }
+
+    public static func store(for request: StoreRequest, record field: (String) -> String?) -> any BackendStore {
+        store(request)
+    }
+
+    public static func scratchStore(for request: StoreRequest, directory: String) -> any BackendStore {
+        store(request)
+    }
+}
