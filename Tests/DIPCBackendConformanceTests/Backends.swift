@@ -53,3 +53,40 @@ enum Factories {
             cleanup: { name in store(backend, name).destroy() })
     }
 }
+
+extension BackendUnderTest {
+    /// How `StoreConformance` opens this backend's stores: the registry's scratch stores
+    /// (each backend's own `BackendStore.open`), and `SharedStore` over `InMemoryBackend`
+    /// for the reference.
+    var storeFactory: StoreFactory {
+        if name == BackendUnderTest.inMemory.name { return .inMemory }
+        guard let provider = BackendRegistry.defaults.provider(named: name) else {
+            fatalError("backend \(name) is neither the reference nor registered")
+        }
+        return Factories.storeFactory(for: type(of: provider))
+    }
+
+    /// The coordinator policies its stores are checked with: every one for a coordinated
+    /// backend, the default for a self-coordinating one (its store records one engine).
+    var policies: [CoordinatorPolicy] { factory != nil ? CoordinatorPolicy.allCases : [.fifo] }
+
+    /// Every backend under test with each of its policies, for the store-level suites.
+    static let withPolicies: [(BackendUnderTest, CoordinatorPolicy)] = all.flatMap { backend in
+        backend.policies.map { (backend, $0) }
+    }
+}
+
+extension Factories {
+    /// The `StoreConformance` factory of `backend`: its scratch stores, opened with
+    /// the requested geometry and policy.
+    static func storeFactory(for backend: any BackendProvider.Type) -> StoreFactory {
+        StoreFactory(
+            name: backend.name, persistent: store(backend, "probe").persistent,
+            open: { name, geometry, policy in
+                try backend.scratchStore(for: StoreRequest(name: name, geometry: geometry, policy: policy),
+                                         directory: scratchDirectory).open()
+            },
+            leftovers: { name in store(backend, name).leftovers() },
+            cleanup: { name in store(backend, name).destroy() })
+    }
+}
