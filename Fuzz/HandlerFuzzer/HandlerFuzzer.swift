@@ -51,7 +51,7 @@ public func handlerFuzzTarget(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int3
     _ = input.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     shutdown(client, Int32(SHUT_WR))
     server.statistics.connections.add(1)
-    Connection(fd: pair[1], server: server).run()  // closes pair[1]
+    try! Connection(fd: pair[1], server: server).run()  // closes pair[1]
     var output = Reader(bytes: replies.finish())
     close(client)
 

@@ -36,6 +36,8 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let invalidArgument = Errno(rawValue: EINVAL)
     /// `EIDRM`: a System V object was removed.
     public static let identifierRemoved = Errno(rawValue: EIDRM)
+    /// `EOPNOTSUPP`: the operation does not apply to this kind of object (a TCP option on a Unix socket).
+    public static let operationNotSupported = Errno(rawValue: EOPNOTSUPP)
     /// `EACCES`.
     public static let permissionDenied = Errno(rawValue: EACCES)
     /// `EADDRINUSE`.

@@ -35,8 +35,12 @@ final class Connection: @unchecked Sendable {
         let bufferSize = min(server.configuration.packetSize, geometry.mailboxSize + RequestDecoder.maximumHeaderLength)
         receiveBuffer = [UInt8](unsafeUninitializedCapacity: bufferSize) { _, count in count = bufferSize }
         var one: Int32 = 1
-        try systemCall("setsockopt(TCP_NODELAY)") {
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        do {
+            try systemCall("setsockopt(TCP_NODELAY)") {
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+        } catch let error as SystemError where error.errno == .operationNotSupported {
+            // Not a TCP socket (a Unix-domain one): there is no Nagle delay to turn off.
         }
         var timeout = timeval(tv_sec: server.configuration.ioTimeoutSeconds, tv_usec: 0)
         try systemCall("setsockopt(SO_SNDTIMEO)") {
