@@ -22,8 +22,8 @@ import Logging
 ///    and none uses a store that a failed start-up detaches. Stop: the server stops
 ///    accepting, answers idle connections `err shutdown`, and waits out the grace period.
 ///
-/// The store is used here and in `Server` only; this class touches only its slot,
-/// record fields and `detach`.
+/// The store is used here and in `Server` only; this class touches only its
+/// description (the runtime record's fields) and `detach`.
 final class ServerParts {
     let request: LaunchRequest
     let records: RecordKeeper
