@@ -17,6 +17,8 @@ public final class Server: @unchecked Sendable {
     let store: any MailboxStore
     let logger: Logger
     let statistics = ServerStatistics()
+    /// The token connections must present (and, with TLS, the TLS context).
+    let access: ServerAccess
     /// Every listener gets its own accept loop (TCP today; TLS or a Unix socket would be more).
     private let listeners: [ListeningSocket]
     private let storeGate: StoreGate
@@ -39,9 +41,10 @@ public final class Server: @unchecked Sendable {
     /// A server that will accept on every one of `listeners` (the caller's to close
     /// after `stop`) and enter `store` only through `storeGate`.
     init(configuration: ServerConfiguration, listeners: [ListeningSocket], store: any MailboxStore, storeGate: StoreGate,
-         logger: Logger) throws {
+         access: ServerAccess = .open, logger: Logger) throws {
         precondition(!listeners.isEmpty, "a server needs a listener")
         self.configuration = configuration
+        self.access = access
         self.store = store
         self.storeGate = storeGate
         self.logger = logger
@@ -58,10 +61,9 @@ public final class Server: @unchecked Sendable {
     /// ones already running (as `stop` does) and throws.
     public func start() throws {
         for listener in listeners {
-            let listeningFD = listener.fd
             runningAcceptLoops.wrappingIncrement(ordering: .acquiringAndReleasing)
             do {
-                try startDetachedThread(name: "dipc-accept") { [self] in acceptLoop(listeningFD) }
+                try startDetachedThread(name: "dipc-accept") { [self] in acceptLoop(listener) }
             } catch {
                 runningAcceptLoops.wrappingDecrement(ordering: .acquiringAndReleasing)
                 stop()
@@ -70,7 +72,8 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    private func acceptLoop(_ listeningFD: Int32) {
+    private func acceptLoop(_ listener: ListeningSocket) {
+        let listeningFD = listener.fd
         // Held open so that, out of descriptors, this loop can free one to turn a client away.
         var spareDescriptor = Server.openSpareDescriptor()
         var lastDescriptorWarning = -Double.infinity
@@ -119,7 +122,7 @@ public final class Server: @unchecked Sendable {
             statistics.connections.add(1)
             let connection: Connection
             do {
-                connection = try Connection(fd: fd, server: self)
+                connection = Connection(stream: try makeStream(fd, from: listener), server: self)
             } catch {
                 // The socket is unusable (its options cannot be set): nothing can be sent on it.
                 logger.error("cannot set up a connection", metadata: ["error": "\(error)"])
@@ -136,6 +139,12 @@ public final class Server: @unchecked Sendable {
                 closeDescriptor(fd)
             }
         }
+    }
+
+    /// The stream for an accepted socket: plain, or TLS on a TCP listener of a TLS server.
+    /// Throws when the socket's options cannot be set; `fd` is then still the caller's.
+    private func makeStream(_ fd: Int32, from listener: ListeningSocket) throws -> any ConnectionStream {
+        try PlainSocketStream(fd: fd, isTCP: !listener.isUnixDomain, sendTimeoutSeconds: configuration.ioTimeoutSeconds)
     }
 
     /// Out of descriptors: frees the spare one to accept the next client, answers it
