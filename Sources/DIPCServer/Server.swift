@@ -95,7 +95,7 @@ public final class Server: @unchecked Sendable {
                         lastDescriptorWarning = monotonicSeconds()
                         logger.warning("out of file descriptors; turning clients away", metadata: ["error": "\(error)"])
                     }
-                    turnAwayOneClient(listeningFD, spareDescriptor: &spareDescriptor)
+                    turnAwayOneClient(listener, spareDescriptor: &spareDescriptor)
                     usleep(1_000)
                     continue
                 case .noBufferSpace, .noMemory:
@@ -108,21 +108,21 @@ public final class Server: @unchecked Sendable {
                 }
             }
             if isStopping {
-                reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+                reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true), from: listener)
                 return
             }
             let active = activeConnections.wrappingIncrementThenLoad(ordering: .acquiringAndReleasing)
             if active > configuration.maxClients {
                 activeConnections.wrappingDecrement(ordering: .relaxed)
                 statistics.rejected.add(1)
-                reject(fd, ProtocolError(code: .busy, message: "server already has \(configuration.maxClients) clients (--max-clients)", closesConnection: true))
+                reject(fd, ProtocolError(code: .busy, message: "server already has \(configuration.maxClients) clients (--max-clients)", closesConnection: true), from: listener)
                 continue
             }
             statistics.accepted.add(1)
             statistics.connections.add(1)
-            let connection: Connection
+            let stream: any ConnectionStream
             do {
-                connection = Connection(stream: try makeStream(fd, from: listener), server: self)
+                stream = try makeStream(fd, from: listener)
             } catch {
                 // The socket is unusable (its options cannot be set): nothing can be sent on it.
                 logger.error("cannot set up a connection", metadata: ["error": "\(error)"])
@@ -130,13 +130,17 @@ public final class Server: @unchecked Sendable {
                 closeDescriptor(fd)
                 continue
             }
+            let connection = Connection(stream: stream, server: self)
             do {
                 try startDetachedThread(name: "dipc-conn") { connection.run() }
             } catch {
                 logger.error("cannot start a connection thread", metadata: ["error": "\(error)"])
                 connectionEnded()
-                Server.sendCourtesyReply(fd, ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded)
-                closeDescriptor(fd)
+                // Nothing in clear on a TLS port: the client only sees the close.
+                if tlsContext(for: listener) == nil {
+                    Server.sendCourtesyReply(fd, ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded)
+                }
+                stream.close(gracefully: false)
             }
         }
     }
@@ -144,18 +148,24 @@ public final class Server: @unchecked Sendable {
     /// The stream for an accepted socket: plain, or TLS on a TCP listener of a TLS server.
     /// Throws when the socket's options cannot be set; `fd` is then still the caller's.
     private func makeStream(_ fd: Int32, from listener: ListeningSocket) throws -> any ConnectionStream {
-        try PlainSocketStream(fd: fd, isTCP: !listener.isUnixDomain, sendTimeoutSeconds: configuration.ioTimeoutSeconds)
+        if let tls = tlsContext(for: listener) {
+            return try TLSSocketStream(fd: fd, context: tls, ioTimeoutSeconds: configuration.ioTimeoutSeconds)
+        }
+        return try PlainSocketStream(fd: fd, isTCP: !listener.isUnixDomain, sendTimeoutSeconds: configuration.ioTimeoutSeconds)
     }
 
     /// Out of descriptors: frees the spare one to accept the next client, answers it
     /// `err busy`, closes it, and takes a spare descriptor again.
-    private func turnAwayOneClient(_ listeningFD: Int32, spareDescriptor: inout Int32) {
+    private func turnAwayOneClient(_ listener: ListeningSocket, spareDescriptor: inout Int32) {
         if spareDescriptor >= 0 { closeDescriptor(spareDescriptor) }
         // Failing here means the client that caused the shortage already left, or another
         // thread took the descriptor first: either way the loop simply carries on.
-        if let turnedAway = try? systemCall("accept", { cdipc_accept_cloexec(listeningFD) }) {
+        if let turnedAway = try? systemCall("accept", { cdipc_accept_cloexec(listener.fd) }) {
             statistics.rejected.add(1)
-            Server.sendCourtesyReply(turnedAway, ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded)
+            // Nothing in clear on a TLS port, and no descriptor to spare for a handshake.
+            if tlsContext(for: listener) == nil {
+                Server.sendCourtesyReply(turnedAway, ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded)
+            }
             closeDescriptor(turnedAway)
         }
         spareDescriptor = Server.openSpareDescriptor()
@@ -176,17 +186,24 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Sends `error` on a connection that will not be served, then closes it, on a
-    /// short-lived thread so that the accept loop never waits for that client.
-    private func reject(_ fd: Int32, _ error: ProtocolError) {
+    /// short-lived thread so that the accept loop never waits for that client. On a TLS
+    /// port the error goes inside TLS if the handshake completes promptly (SPEC §2).
+    private func reject(_ fd: Int32, _ error: ProtocolError, from listener: ListeningSocket) {
         let bytes = error.encoded
+        let tls = tlsContext(for: listener)
+        let timeoutSeconds = configuration.ioTimeoutSeconds
         @Sendable func answer() {
+            if let tls {
+                Server.rejectOverTLS(fd, bytes, context: tls, ioTimeoutSeconds: timeoutSeconds)
+                return
+            }
             Server.sendCourtesyReply(fd, bytes)
             SocketIO.closeGracefully(fd)
         }
         do {
             try startDetachedThread(name: "dipc-reject") { answer() }
         } catch {
-            Server.sendCourtesyReply(fd, bytes)
+            if tls == nil { Server.sendCourtesyReply(fd, bytes) }
             closeDescriptor(fd)
         }
     }

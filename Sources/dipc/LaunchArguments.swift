@@ -52,6 +52,9 @@ struct LaunchArguments {
         var access = AccessConfiguration()
         access.authFile = command.authFile
         access.unixSocketPath = command.unix
+        access.tlsCertificate = command.tlsCert
+        access.tlsKey = command.tlsKey
+        access.tlsClientCA = command.tlsCa
         access.insecure = command.insecure
         return access
     }
