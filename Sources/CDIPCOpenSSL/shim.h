@@ -27,6 +27,12 @@ static inline void cdipc_ssl_ctx_refuse_renegotiation(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 }
 
+/* SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF): a peer that closes without
+ * close_notify reads as end of stream (the protocol has its own framing). */
+static inline void cdipc_ssl_ctx_accept_eof_without_close_notify(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+}
+
 /* Constants Swift sees as macros of expressions. */
 static const int cdipc_ssl_filetype_pem = SSL_FILETYPE_PEM;
 static const int cdipc_ssl_verify_peer = SSL_VERIFY_PEER;
