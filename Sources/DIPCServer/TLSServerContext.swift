@@ -20,11 +20,13 @@ final class TLSServerContext: @unchecked Sendable {
         }
         cdipc_ssl_ctx_set_partial_writes(context)
         cdipc_ssl_ctx_refuse_renegotiation(context)
-        guard SSL_CTX_use_certificate_chain_file(context, certificate) == 1 else {
-            throw StartupError("cannot load the TLS certificate \(certificate): \(TLSError.drain())")
-        }
+        // The key first: a certificate loaded after it drops a key it does not match, which
+        // the check below then names as a mismatch.
         guard SSL_CTX_use_PrivateKey_file(context, key, cdipc_ssl_filetype_pem) == 1 else {
             throw StartupError("cannot load the TLS key \(key): \(TLSError.drain())")
+        }
+        guard SSL_CTX_use_certificate_chain_file(context, certificate) == 1 else {
+            throw StartupError("cannot load the TLS certificate \(certificate): \(TLSError.drain())")
         }
         guard SSL_CTX_check_private_key(context) == 1 else {
             TLSError.clear()
