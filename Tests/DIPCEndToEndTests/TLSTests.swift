@@ -216,6 +216,30 @@ struct ClientAccessOptionTests {
         }
     }
 
+    @Test("Examples/python speaks mutual TLS with a token, and the Unix socket with $DIPC_AUTH_FILE", .requires(.openssl))
+    func python() throws {
+        try withScope { scope in
+            let certificates = try TestCertificates(in: scope)
+            let token = try scope.secretFile("token", TokenAuthenticationTests.token + "\n")
+            let path = scope.dir + "/py.sock"
+            let server = try scope.start(E2E.builtBackends[0],
+                                         options: certificates.serverOptions(mutual: true) + ["--auth-file", token, "--unix", path])
+            let example = repositoryRoot + "/Examples/python/example.py"
+            let tls = try runProcess(
+                "/usr/bin/env",
+                ["python3", example, "--port", "\(server.port)", "--tls", "--tls-ca", certificates.ca,
+                 "--tls-cert", certificates.clientCert, "--tls-key", certificates.clientKey, "--auth-file", token],
+                env: scope.env, timeout: E2E.clientTimeout)
+            #expect(tls.status == 0 && tls.out.contains("register: wrote version 1, read 'hello from python'"), "\(tls)")
+            let unix = try runProcess("/usr/bin/env", ["python3", example, "--unix", path],
+                                      env: scope.env.merging(["DIPC_AUTH_FILE": token]) { $1 }, timeout: E2E.clientTimeout)
+            #expect(unix.status == 0 && unix.out.contains("register: wrote version 2"), "\(unix)")
+            let refused = try runProcess("/usr/bin/env", ["python3", example, "--port", "\(server.port)", "--tls", "--tls-ca", certificates.ca],
+                                         env: scope.env, timeout: E2E.clientTimeout)
+            #expect(refused.status != 0, "served without a client certificate: \(refused)")
+        }
+    }
+
     @Test("bad combinations of access options are usage errors (status 2)", arguments: [
         ["--tls-ca", "ca.pem", "read", "0"], ["--tls", "--tls-cert", "c.pem", "read", "0"],
         ["--unix", "/tmp/x.sock", "--tls", "read", "0"],
