@@ -34,6 +34,20 @@ struct TLSTests {
         }
     }
 
+    @Test("a value of many TLS records and packets round-trips intact")
+    func largeValue() throws {
+        try withScope { scope in
+            let certificates = try TestCertificates(in: scope)
+            let server = try scope.start(Self.backend, mailboxKB: 512, packetKB: 4, options: certificates.serverOptions())
+            let value = randomBytes(300 * 1024 + 7)
+            let tls = ["--port", "\(server.port)", "--tls", "--tls-ca", certificates.ca]
+            let write = try scope.client(tls + ["write", "1"], stdin: value)
+            #expect(write.status == 0 && write.out == "1\n", "\(write)")
+            let read = try scope.client(tls + ["read", "1"])
+            #expect(read.status == 0 && read.stdout == value, "read \(read.stdout.count) bytes, status \(read.status)")
+        }
+    }
+
     @Test("a plaintext client gets nothing in clear and is closed")
     func plaintextRefused() throws {
         try withTLSServer { server, _, _ in
