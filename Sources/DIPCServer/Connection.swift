@@ -46,8 +46,9 @@ final class Connection: @unchecked Sendable {
     }
 
     func run() {
-        // The TLS handshake, on this thread, cut by --io-timeout.
-        guard stream.open(deadline: monotonicSeconds() + Double(server.configuration.ioTimeoutSeconds)) else {
+        // The TLS handshake, on this thread, cut by --io-timeout or a stop.
+        guard stream.open(deadline: monotonicSeconds() + Double(server.configuration.ioTimeoutSeconds),
+                          stopSignalFD: server.stopSignalFD) else {
             server.connectionEnded()
             stream.close(gracefully: false)
             return

@@ -8,8 +8,9 @@ protocol ConnectionStream: AnyObject {
     /// The socket, for `poll` (readable, peer gone).
     var fd: Int32 { get }
     /// Runs before the first request (the TLS handshake) with `deadline` (monotonic
-    /// seconds) as its limit; false when the connection cannot be served.
-    func open(deadline: Double) -> Bool
+    /// seconds) as its limit, given up as soon as `stopSignalFD` (when not -1) is
+    /// readable; false when the connection cannot be served.
+    func open(deadline: Double, stopSignalFD: Int32) -> Bool
     /// Whether bytes were already received that `receive` returns without the socket
     /// becoming readable (TLS decrypts whole records): the caller must not poll first.
     var hasBufferedInput: Bool { get }
@@ -50,7 +51,7 @@ final class PlainSocketStream: ConnectionStream {
         }
     }
 
-    func open(deadline: Double) -> Bool { true }
+    func open(deadline: Double, stopSignalFD: Int32) -> Bool { true }
 
     var hasBufferedInput: Bool { false }
 

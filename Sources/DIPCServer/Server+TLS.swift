@@ -19,7 +19,7 @@ extension Server {
             return
         }
         let deadline = monotonicSeconds() + min(rejectionHandshakeSeconds, Double(ioTimeoutSeconds))
-        guard stream.open(deadline: deadline) else {
+        guard stream.open(deadline: deadline, stopSignalFD: -1) else {
             stream.close(gracefully: false)
             return
         }

@@ -34,12 +34,13 @@ final class TLSSocketStream: ConnectionStream {
     deinit { if !closed { close(gracefully: false) } }
 
     /// The server side of the handshake; false when it fails (a plaintext client, no
-    /// acceptable client certificate, TLS before 1.2) or stalls past `deadline`.
-    func open(deadline: Double) -> Bool {
+    /// acceptable client certificate, TLS before 1.2), stalls past `deadline`, or the
+    /// server stops meanwhile (`stopSignalFD` readable).
+    func open(deadline: Double, stopSignalFD: Int32) -> Bool {
         while true {
             let result = SSL_accept(ssl)
             if result == 1 { return true }
-            guard wait(after: result, until: deadline) else {
+            guard wait(after: result, until: deadline, stopSignalFD: stopSignalFD) else {
                 TLSError.clear()
                 return false
             }
@@ -104,26 +105,31 @@ final class TLSSocketStream: ConnectionStream {
 
     /// After an OpenSSL call returned `result` <= 0: waits for what it wants (readable
     /// or writable) until `deadline`. False for any other error, or at the deadline.
-    private func wait(after result: Int32, until deadline: Double) -> Bool {
+    private func wait(after result: Int32, until deadline: Double, stopSignalFD: Int32 = -1) -> Bool {
         switch SSL_get_error(ssl, result) {
-        case SSL_ERROR_WANT_READ: return waitFor(Int16(POLLIN), until: deadline)
-        case SSL_ERROR_WANT_WRITE: return waitFor(Int16(POLLOUT), until: deadline)
+        case SSL_ERROR_WANT_READ: return waitFor(Int16(POLLIN), until: deadline, stopSignalFD: stopSignalFD)
+        case SSL_ERROR_WANT_WRITE: return waitFor(Int16(POLLOUT), until: deadline, stopSignalFD: stopSignalFD)
         default: return false
         }
     }
 
-    /// Polls the socket for `events` until `deadline`; false at the deadline or when it
-    /// reports an error or hang-up.
-    private func waitFor(_ events: Int16, until deadline: Double) -> Bool {
+    /// Polls the socket for `events` until `deadline`; false at the deadline, when it
+    /// reports an error or hang-up, or when `stopSignalFD` (if not -1) is readable.
+    private func waitFor(_ events: Int16, until deadline: Double, stopSignalFD: Int32 = -1) -> Bool {
         while true {
             if deadline - monotonicSeconds() <= 0 { return false }
-            var pfd = pollfd(fd: fd, events: events, revents: 0)
-            guard let ready = try? systemCall("poll", { poll(&pfd, 1, SocketIO.pollTimeout(until: deadline)) }) else {
-                return false
+            // A tuple, not an array: no allocation per wait. poll ignores a negative fd.
+            var fds = (pollfd(fd: fd, events: events, revents: 0), pollfd(fd: stopSignalFD, events: Int16(POLLIN), revents: 0))
+            let ready = withUnsafeMutablePointer(to: &fds) { pointer in
+                pointer.withMemoryRebound(to: pollfd.self, capacity: 2) { fds in
+                    try? systemCall("poll") { poll(fds, 2, SocketIO.pollTimeout(until: deadline)) }
+                }
             }
+            guard let ready else { return false }
             if ready == 0 { continue }
+            if fds.1.revents != 0 { return false }
             // Readable with a hang-up still has bytes to read (the peer's last record).
-            return pfd.revents & events != 0
+            return fds.0.revents & events != 0
         }
     }
 }

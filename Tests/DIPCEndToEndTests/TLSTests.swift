@@ -84,6 +84,19 @@ struct TLSTests {
         }
     }
 
+    @Test("a stop does not wait for a stalled handshake")
+    func stopDuringHandshake() throws {
+        try withTLSServer { server, scope, _ in
+            let stalled = try server.connect()
+            _ = stalled.staysSilent(for: 0.2)  // the server is in SSL_accept now
+            let start = monotonicNow()
+            let stop = try scope.dipcrm(server.port)
+            #expect(stop.status == 0, "\(stop)")
+            #expect(monotonicNow() - start < 4, "dipcrm took \(monotonicNow() - start) s")
+            #expect(stalled.waitForClose() == .closed)
+        }
+    }
+
     @Test("mutual TLS: a good client certificate is served; a missing or foreign one is refused in the handshake")
     func mutual() throws {
         try withTLSServer(mutual: true) { server, scope, certificates in
