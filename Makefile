@@ -61,12 +61,14 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 # Build and tests (`make deps`, so every target that builds):
 #   libtdb-dev, pkg-config   the tdb backend (CTDB links libtdb, found with pkg-config);
 #   libedit-dev              line editing and history in `dipc-client shell` (CEditLine);
+#   libssl-dev               TLS in dipc, dipc-client and DIPCClient (CDIPCOpenSSL, OpenSSL 3);
+#   openssl                  the TLS tests make their certificates and talk with s_client;
 #   tdb-tools                the tdb backend tests check files with tdbtool;
 #   netcat-openbsd           tests and examples that talk to the server with nc;
 #   python3                  Examples/python's test;
 #   man-db                   the man-page test renders docs/man with man;
 #   systemd                  the unit-file test checks Examples' unit with systemd-analyze.
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev python3 man-db systemd
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
 # `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png.

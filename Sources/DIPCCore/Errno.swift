@@ -60,4 +60,6 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let fileTooLarge = Errno(rawValue: EFBIG)
     /// `ETIMEDOUT`.
     public static let timedOut = Errno(rawValue: ETIMEDOUT)
+    /// `ECONNREFUSED`: nothing listens (a stale Unix socket file).
+    public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
 }

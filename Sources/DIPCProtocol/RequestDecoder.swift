@@ -27,6 +27,8 @@ public struct RequestDecoder: Sendable {
     /// How many unconsumed bytes are already known to hold no `\n` (header and line phases).
     private var scanned = 0
     private var phase: Phase = .header
+    /// Until `authenticated()`, every request but `a` and `q` is refused (`--auth-file`).
+    private var refusesUntilAuthenticated = false
 
     /// Payload phase: the data received so far (when kept) and the bytes still missing.
     /// While bytes are missing, `buffer` holds no unconsumed bytes.
@@ -39,10 +41,20 @@ public struct RequestDecoder: Sendable {
     /// An empty buffer with more capacity than this is released.
     private static let retainedCapacity = 64 * 1024
 
-    public init(mailboxes: Int, mailboxSize: Int) {
+    /// With `requiresAuthentication`, headers decoded before `authenticated()` is called
+    /// are refused as SPEC §2 says (see `HeaderOutcome.refusedUntilAuthenticated`).
+    public init(mailboxes: Int, mailboxSize: Int, requiresAuthentication: Bool = false) {
         precondition(mailboxes >= 0 && mailboxSize >= 0, "negative geometry")
         self.mailboxes = mailboxes
         self.mailboxSize = mailboxSize
+        self.refusesUntilAuthenticated = requiresAuthentication
+    }
+
+    /// The connection presented the right token: later headers are decoded as usual.
+    /// Results are decoded one `next()` at a time, so a pipelined request after the `a`
+    /// is served once this is called.
+    public mutating func authenticated() {
+        refusesUntilAuthenticated = false
     }
 
     // MARK: - Input
@@ -186,12 +198,13 @@ public struct RequestDecoder: Sendable {
             readOffset = newline + 1
             scanned = 0
             if end == start { continue }  // empty line
-            return buffer.withUnsafeBufferPointer { bytes in
+            let outcome = buffer.withUnsafeBufferPointer { bytes in
                 HeaderParser(
                     line: UnsafeBufferPointer(rebasing: bytes[start..<end]),
                     mailboxes: mailboxes, mailboxSize: mailboxSize
                 ).parse()
             }
+            return refusesUntilAuthenticated ? outcome.refusedUntilAuthenticated() : outcome
         }
     }
 

@@ -8,7 +8,8 @@ import Glibc
 /// A write's data is received completely before the mailbox is locked; a read copies
 /// out under the lock and sends afterwards; no lock is held during socket I/O.
 final class Connection: @unchecked Sendable {
-    private let fd: Int32
+    /// The client's bytes, plain or TLS.
+    private let stream: any ConnectionStream
     private let server: Server
     // Only this connection's thread touches the mutable state below, so the runtime's
     // exclusivity checks (about a quarter of the server's user-space instructions per
@@ -22,30 +23,17 @@ final class Connection: @unchecked Sendable {
     private var store: any MailboxStore { server.store }
     private var packetSize: Int { server.configuration.packetSize }
 
-    /// Takes over `fd` only on success; on failure the caller still owns (and closes) it.
-    /// Throws when the socket options it depends on cannot be set: without the send
-    /// timeout a stalled client could hold its thread forever.
-    init(fd: Int32, server: Server) throws {
-        self.fd = fd
+    /// Serves `stream` (set up: socket options, TLS state); closes it when done.
+    init(stream: any ConnectionStream, server: Server) {
+        self.stream = stream
         self.server = server
         let geometry = server.store.geometry
-        decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize)
+        decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize,
+                                 requiresAuthentication: server.access.secret != nil)
         // One packet, but never more than the largest request could need; the pages are
         // touched only as data arrives.
         let bufferSize = min(server.configuration.packetSize, geometry.mailboxSize + RequestDecoder.maximumHeaderLength)
         receiveBuffer = [UInt8](unsafeUninitializedCapacity: bufferSize) { _, count in count = bufferSize }
-        var one: Int32 = 1
-        do {
-            try systemCall("setsockopt(TCP_NODELAY)") {
-                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
-        } catch let error as SystemError where error.errno == .operationNotSupported {
-            // Not a TCP socket (a Unix-domain one): there is no Nagle delay to turn off.
-        }
-        var timeout = timeval(tv_sec: server.configuration.ioTimeoutSeconds, tv_usec: 0)
-        try systemCall("setsockopt(SO_SNDTIMEO)") {
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        }
     }
 
     /// What the connection does after a request.
@@ -58,11 +46,18 @@ final class Connection: @unchecked Sendable {
     }
 
     func run() {
+        // The TLS handshake, on this thread, cut by --io-timeout or a stop.
+        guard stream.open(deadline: monotonicSeconds() + Double(server.configuration.ioTimeoutSeconds),
+                          stopSignalFD: server.stopSignalFD) else {
+            server.connectionEnded()
+            stream.close(gracefully: false)
+            return
+        }
         let next = serve()
         if next != .drop { _ = flush() }
         // The client's slot is free before the lingering close, so it can reconnect at once.
         server.connectionEnded()
-        if next == .drop { closeDescriptor(fd) } else { SocketIO.closeGracefully(fd) }
+        stream.close(gracefully: next != .drop)
     }
 
     private func serve() -> Next {
@@ -94,9 +89,7 @@ final class Connection: @unchecked Sendable {
             }
             let count: Int
             do {
-                count = try receiveBuffer.withUnsafeMutableBytes { raw in
-                    try systemCall("recv") { recv(fd, raw.baseAddress, raw.count, 0) }
-                }
+                count = try receiveBuffer.withUnsafeMutableBytes { try stream.receive(into: $0) }
             } catch let error as SystemError where error.errno == .wouldBlock {
                 continue  // a spurious wake-up: wait again
             } catch {
@@ -113,6 +106,7 @@ final class Connection: @unchecked Sendable {
     /// Waits for bytes. Idle connections wait without limit until a stop begins;
     /// a started request waits at most --io-timeout (and not past the stop deadline).
     private func waitForInput() -> InputWait {
+        if stream.hasBufferedInput { return .readable }
         let idle = decoder.isIdle
         var limit: Double = idle ? .infinity : Double(server.configuration.ioTimeoutSeconds)
         let stopping = server.isStopping
@@ -121,7 +115,7 @@ final class Connection: @unchecked Sendable {
         let deadline = limit.isInfinite ? limit : monotonicSeconds() + limit
         while true {
             // A tuple, not an array: no allocation per wait.
-            var fds = (pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+            var fds = (pollfd(fd: stream.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: server.stopSignalFD, events: Int16(POLLIN), revents: 0))
             if !deadline.isInfinite && deadline - monotonicSeconds() <= 0 { return stopping ? .stopping : .timedOut }
             // While stopping, the stop pipe stays readable: watch only the socket.
@@ -152,7 +146,7 @@ final class Connection: @unchecked Sendable {
 
     private func flush() -> Bool {
         guard !outgoing.isEmpty else { return true }
-        let ok = outgoing.withUnsafeBytes { SocketIO.sendAll(fd, $0, packetSize: packetSize) }
+        let ok = outgoing.withUnsafeBytes { stream.sendAll($0, packetSize: packetSize) }
         if ok { server.statistics.bytesOut.add(outgoing.count) }
         outgoing.removeAll(keepingCapacity: outgoing.capacity <= 1 << 20)
         return ok
@@ -197,7 +191,19 @@ final class Connection: @unchecked Sendable {
         case .stats:
             // `queued`: this server's `c`/`p` requests now in a mailbox's waiting line.
             outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot() + [("queued", String(store.describe().queuedRequests))]))
+        case let .authenticate(token):
+            return authenticate(token)
         }
+        return .keepOpen
+    }
+
+    /// `a TOKEN` (SPEC §2): `ok` for the server's token; a wrong one closes. The token
+    /// is never logged.
+    private func authenticate(_ token: [UInt8]) -> Next {
+        guard let secret = server.access.secret else { return fail(.noTokenRequired) }
+        guard secret.accepts(token) else { return fail(.wrongToken) }
+        decoder.authenticated()
+        outgoing.append(contentsOf: Reply.okay)
         return .keepOpen
     }
 
@@ -212,7 +218,7 @@ final class Connection: @unchecked Sendable {
     /// would be made for nobody, and a client that disconnects while waiting changes
     /// nothing (SPEC §2).
     private func wait(_ waitMilliseconds: Int, changesMailbox: Bool = false) -> MailboxWait {
-        MailboxWait(milliseconds: waitMilliseconds) { [fd, server] in
+        MailboxWait(milliseconds: waitMilliseconds) { [fd = stream.fd, server] in
             server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: changesMailbox)
         }
     }
@@ -269,7 +275,7 @@ extension Request {
     var mayWait: Bool {
         switch self {
         case let .watch(_, _, wait), let .push(_, _, wait), let .consume(_, wait): return wait > 0
-        case .read, .write, .quit, .info, .stats: return false
+        case .read, .write, .quit, .info, .stats, .authenticate: return false
         }
     }
 }

@@ -13,6 +13,8 @@ public struct ServerConfiguration: Sendable {
     public var timeouts = ServerTimeouts.standard
     /// The backend's name for `i` (`sysv`, `posix`, `tdb`).
     public var backendName: String
+    /// `--auth-file`, `--tls-*`, `--unix`, `--insecure` (checked at start-up).
+    public var access = AccessConfiguration()
 
     public init(bindAddress: String, port: Int, packetSize: Int, maxClients: Int, ioTimeoutSeconds: Int, backendName: String) {
         self.bindAddress = bindAddress

@@ -37,13 +37,26 @@ struct LaunchArguments {
         guard StoreLayout.mappedSize(for: geometry) != nil else {
             throw ValidationError("\(geometry) is too large")
         }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             bindAddress: command.bind, port: port, packetSize: packetKB * 1024, maxClients: maxClients,
             ioTimeoutSeconds: ioTimeout, backendName: command.backend)
+        configuration.access = access()
         let request = LaunchRequest(
             configuration: configuration, storeName: name, geometry: geometry, policy: policy,
             foreground: command.foreground, recordFields: store.recordFields)
         return (request, store)
+    }
+
+    /// The access options as given; their files are checked at start-up (`ServerAccess`).
+    private func access() -> AccessConfiguration {
+        var access = AccessConfiguration()
+        access.authFile = command.authFile
+        access.unixSocketPath = command.unix
+        access.tlsCertificate = command.tlsCert
+        access.tlsKey = command.tlsKey
+        access.tlsClientCA = command.tlsCa
+        access.insecure = command.insecure
+        return access
     }
 
     /// `text` as a number in `1...max`, or a one-line error naming `what`.
