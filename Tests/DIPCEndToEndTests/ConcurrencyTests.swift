@@ -190,7 +190,7 @@ struct ConcurrencyTests {
             let v = [UInt8](repeating: 7, count: 4096)
             let writers = LoadThreads(count: 6, port: { _ in port }) { _, c in _ = try c.write(0, v) }
             defer { #expect(writers.stop(), "the writers did not stop within 10 s") }
-            try #require(writers.waitUntilEach(completed: Self.warmUpOperations, timeout: 10),
+            try #require(writers.waitUntilEach(completed: Self.warmUpOperations, timeout: 30),
                          "writers not all running: \(writers.completed) \(writers.connectFailures + writers.operationErrors)")
             let c = try server.connect()
             let worst = try Self.worstTime(of: { _ in _ = try c.read(0) }, repetitions: 50, under: writers)
@@ -249,7 +249,7 @@ struct ConcurrencyTests {
                 for _ in 0..<4 { _ = try c.readDataReply(request: "r 0") }
             }
             defer { #expect(readers.stop(), "the readers did not stop within 10 s") }
-            try #require(readers.waitUntilEach(completed: Self.warmUpOperations, timeout: 10),
+            try #require(readers.waitUntilEach(completed: Self.warmUpOperations, timeout: 30),
                          "readers not all running: \(readers.completed) \(readers.connectFailures + readers.operationErrors)")
             let c = try server.connect()
             let worst = try Self.worstTime(
