@@ -27,6 +27,10 @@ public final class Server: @unchecked Sendable {
     /// Monotonic time after which requests in flight are cut short.
     private(set) var stopDeadline = Double.infinity
     private let activeConnections = ManagedAtomic<Int>(0)
+    /// Closes every socket after its final reply, without a thread each.
+    let lingeringCloser: LingeringCloser
+    /// Memory for the data of writes and pushes still arriving (`--max-staging-mb`).
+    let stagingBudget: StagingBudget
     private let runningAcceptLoops = ManagedAtomic<Int>(0)
 
     /// A server that will accept on `listener`, with a store gate of its own.
@@ -46,6 +50,9 @@ public final class Server: @unchecked Sendable {
         self.storeGate = storeGate
         self.logger = logger
         self.listeners = listeners
+        stagingBudget = StagingBudget(capacity: StagingBudget.capacity(
+            megabytes: configuration.maxStagingMegabytes, mailboxSize: store.geometry.mailboxSize))
+        lingeringCloser = try LingeringCloser(lingerSeconds: configuration.timeouts.lingeringCloseSeconds)
         var fds: [Int32] = [0, 0]
         try systemCall("pipe2") { cdipc_pipe_cloexec(&fds) }
         stopSignalFD = fds[0]
@@ -57,6 +64,7 @@ public final class Server: @unchecked Sendable {
     /// Starts one accept thread per listener. When one cannot be started, stops the
     /// ones already running (as `stop` does) and throws.
     public func start() throws {
+        try lingeringCloser.start()
         for listener in listeners {
             let listeningFD = listener.fd
             runningAcceptLoops.wrappingIncrement(ordering: .acquiringAndReleasing)
@@ -166,20 +174,12 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Sends `error` on a connection that will not be served, then closes it, on a
-    /// short-lived thread so that the accept loop never waits for that client.
+    /// Sends `error` on a connection that will not be served, without waiting, and
+    /// hands the socket to the lingering closer: no thread per rejected connection, so
+    /// a connection flood costs the accept loop only a few system calls per client.
     private func reject(_ fd: Int32, _ error: ProtocolError) {
-        let bytes = error.encoded
-        @Sendable func answer() {
-            Server.sendCourtesyReply(fd, bytes)
-            SocketIO.closeGracefully(fd)
-        }
-        do {
-            try startDetachedThread(name: "dipc-reject") { answer() }
-        } catch {
-            Server.sendCourtesyReply(fd, bytes)
-            closeDescriptor(fd)
-        }
+        Server.sendCourtesyReply(fd, error.encoded)
+        lingeringCloser.close(fd)
     }
 
     /// Called by a connection thread when its connection is closed.
@@ -212,6 +212,7 @@ public final class Server: @unchecked Sendable {
         }
         let left = activeConnections.load(ordering: .acquiring)
         if left > 0 { logger.warning("stopping with connections still open", metadata: ["connections": "\(left)"]) }
+        lingeringCloser.stop()
     }
 
     /// Thrown by `withStore` once the store gate is closed.
