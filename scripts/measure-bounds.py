@@ -145,13 +145,20 @@ def staging(a):
                     pass
             time.sleep(0.01)
         stalled_peak = sampler.rss
-        acks = 0
-        for c in conns:
+        replies = []
+
+        def finish(c):  # concurrently: a waiting write proceeds only once earlier ones finish
             c[0].setblocking(True)
+            c[0].settimeout(60)
             c[0].sendall(c[1][c[2]:] + bytes(64))
-        for c in conns:
-            c[0].settimeout(30)
-            acks += c[0].recv(64).startswith(b"ok")
+            replies.append(c[0].recv(64))
+
+        finishers = [threading.Thread(target=finish, args=(c,)) for c in conns]
+        for t in finishers:
+            t.start()
+        for t in finishers:
+            t.join()
+        acks = sum(r.startswith(b"ok") for r in replies)
         sampler.running = False
         sampler.join()
         print(f"staging: {a.writers} writes of {a.write_mb} MiB stalled, --max-staging-mb "
