@@ -26,8 +26,11 @@ final class LingeringCloser: Sendable {
         var arrived: [Int32] = []
         /// Sockets handed over and not yet closed (arrived or lingering).
         var open = 0
+        /// Between `start` and `stop`: sockets handed over linger; otherwise they are closed at once.
+        var accepting = false
         var stopping = false
-        var threadFinished = false
+        /// No thread polls the wake-up pipe (none started yet, or it has ended).
+        var threadFinished = true
     }
 
     private let state = Mutex(State())
@@ -57,10 +60,11 @@ final class LingeringCloser: Sendable {
     /// Starts the thread. Call once, before any `close(_:)`; until then (and after
     /// `stop`) sockets are closed at once.
     func start() throws {
+        state.withLock { $0.accepting = true; $0.threadFinished = false }
         do {
             try startDetachedThread(name: "dipc-linger") { [self] in run() }
         } catch {
-            state.withLock { $0.stopping = true; $0.threadFinished = true }
+            state.withLock { $0.accepting = false; $0.threadFinished = true }
             throw error
         }
     }
@@ -73,7 +77,7 @@ final class LingeringCloser: Sendable {
             shutdown(fd, Int32(SHUT_WR))
         }
         let accepted = state.withLock { state -> Bool in
-            guard !state.stopping, state.open < Self.maximumSockets else { return false }
+            guard state.accepting, !state.stopping, state.open < Self.maximumSockets else { return false }
             state.open += 1
             state.arrived.append(fd)
             return true
@@ -89,9 +93,10 @@ final class LingeringCloser: Sendable {
     var lingeringCount: Int { state.withLock { $0.open } }
 
     /// Closes every lingering socket and ends the thread, waiting for it at most
-    /// `timeoutSeconds`; later `close(_:)` calls close at once. Call once.
+    /// `timeoutSeconds`; later `close(_:)` calls close at once. Call once (also when
+    /// `start` was never called or failed).
     func stop(timeoutSeconds: Double = 1) {
-        state.withLock { $0.stopping = true }
+        state.withLock { $0.stopping = true; $0.accepting = false }
         wake()
         let deadline = monotonicSeconds() + timeoutSeconds
         while !state.withLock({ $0.threadFinished }) && monotonicSeconds() < deadline { usleep(1_000) }
