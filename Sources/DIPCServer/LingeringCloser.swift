@@ -92,11 +92,15 @@ final class LingeringCloser: Sendable {
     /// Sockets handed over and not yet closed.
     var lingeringCount: Int { state.withLock { $0.open } }
 
-    /// Closes every lingering socket and ends the thread, waiting for it at most
-    /// `timeoutSeconds`; later `close(_:)` calls close at once. Call once (also when
-    /// `start` was never called or failed).
+    /// Lets the sockets lingering now finish (their peers close, or `lingerSeconds`
+    /// pass), then closes what is left and ends the thread, waiting for it at most
+    /// `timeoutSeconds`; `close(_:)` calls close at once from the start of `stop`. Call
+    /// once (also when `start` was never called or failed).
     func stop(timeoutSeconds: Double = 1) {
-        state.withLock { $0.stopping = true; $0.accepting = false }
+        let lingerDeadline = monotonicSeconds() + lingerSeconds
+        state.withLock { $0.accepting = false }
+        while state.withLock({ $0.open > 0 && !$0.threadFinished }) && monotonicSeconds() < lingerDeadline { usleep(5_000) }
+        state.withLock { $0.stopping = true }
         wake()
         let deadline = monotonicSeconds() + timeoutSeconds
         while !state.withLock({ $0.threadFinished }) && monotonicSeconds() < deadline { usleep(1_000) }
