@@ -31,6 +31,8 @@ public final class Server: @unchecked Sendable {
     let lingeringCloser: LingeringCloser
     /// Memory for the data of writes and pushes still arriving (`--max-staging-mb`).
     let stagingBudget: StagingBudget
+    /// One thread per connection, counted until it has exited.
+    private let connectionThreads: ConnectionThreads
     private let runningAcceptLoops = ManagedAtomic<Int>(0)
 
     /// A server that will accept on `listener`, with a store gate of its own.
@@ -53,6 +55,7 @@ public final class Server: @unchecked Sendable {
         stagingBudget = StagingBudget(capacity: StagingBudget.capacity(
             megabytes: configuration.maxStagingMegabytes, mailboxSize: store.geometry.mailboxSize))
         lingeringCloser = try LingeringCloser(lingerSeconds: configuration.timeouts.lingeringCloseSeconds)
+        connectionThreads = ConnectionThreads(limit: configuration.maxClients + ConnectionThreads.exitingAllowance)
         var fds: [Int32] = [0, 0]
         try systemCall("pipe2") { cdipc_pipe_cloexec(&fds) }
         stopSignalFD = fds[0]
@@ -136,7 +139,7 @@ public final class Server: @unchecked Sendable {
                 continue
             }
             do {
-                try startDetachedThread(name: "dipc-conn") { connection.run() }
+                try connectionThreads.start { connection.run() }
             } catch {
                 logger.error("cannot start a connection thread", metadata: ["error": "\(error)"])
                 connectionEnded()
@@ -212,6 +215,7 @@ public final class Server: @unchecked Sendable {
         }
         let left = activeConnections.load(ordering: .acquiring)
         if left > 0 { logger.warning("stopping with connections still open", metadata: ["connections": "\(left)"]) }
+        connectionThreads.joinFinished()
         lingeringCloser.stop()
     }
 
