@@ -134,7 +134,8 @@ struct DIPCSoak: ParsableCommand {
         } else {
             print("\(violations.count) INVARIANT VIOLATIONS:")
             for violation in violations.prefix(50) { print("  \(violation)") }
-            Glibc.exit(1)
+            // Thrown, not exit(1): the servers are removed (the `defer` above) before exiting 1.
+            throw SoakError("\(violations.count) invariant violations")
         }
     }
 
