@@ -19,7 +19,7 @@ enum LineTarget: Sendable {
 }
 
 /// What a complete header line means.
-enum HeaderOutcome {
+enum HeaderOutcome: Sendable {
     /// Finished: a request without data, or an error.
     case result(DecodeResult)
     /// LEN data bytes follow.

@@ -1,6 +1,7 @@
 import DIPCCore
 import DIPCProtocol
 import Glibc
+import Logging
 
 /// One client connection, served by its own thread: decodes requests from packets,
 /// runs them against the store, and sends replies in request order.
@@ -20,6 +21,9 @@ final class Connection: @unchecked Sendable {
     @exclusivity(unchecked) private var outgoing: [UInt8] = []
     /// Reused for values copied out of the store.
     @exclusivity(unchecked) private var value: [UInt8] = []
+    /// Bytes of the server's staging budget this connection holds for the request whose
+    /// data it is receiving (0 when none); see `admitStagedData`.
+    @exclusivity(unchecked) private var staged = 0
     private var store: any MailboxStore { server.store }
     private var packetSize: Int { server.configuration.packetSize }
 
@@ -29,7 +33,8 @@ final class Connection: @unchecked Sendable {
         self.server = server
         let geometry = server.store.geometry
         decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize,
-                                 requiresAuthentication: server.access.secret != nil)
+                                 requiresAuthentication: server.access.secret != nil,
+                                 requiresStagingAdmission: true)
         // One packet, but never more than the largest request could need; the pages are
         // touched only as data arrives.
         let bufferSize = min(server.configuration.packetSize, geometry.mailboxSize + RequestDecoder.maximumHeaderLength)
@@ -50,14 +55,16 @@ final class Connection: @unchecked Sendable {
         guard stream.open(deadline: monotonicSeconds() + Double(server.configuration.ioTimeoutSeconds),
                           stopSignalFD: server.stopSignalFD) else {
             server.connectionEnded()
-            stream.close(gracefully: false)
+            stream.close(lingeringWith: nil)
             return
         }
         let next = serve()
+        releaseStagedData()
         if next != .drop { _ = flush() }
-        // The client's slot is free before the lingering close, so it can reconnect at once.
+        // The lingering close is the closer thread's, so this thread ends now and the
+        // client's slot is free at once for it to reconnect.
+        stream.close(lingeringWith: next == .drop ? nil : server.lingeringCloser)
         server.connectionEnded()
-        stream.close(gracefully: next != .drop)
     }
 
     private func serve() -> Next {
@@ -70,6 +77,7 @@ final class Connection: @unchecked Sendable {
                 case let .request(request):
                     next = execute(request)
                 }
+                releaseStagedData()  // the result ends the request that held it
                 if next != .keepOpen { return next }
                 if outgoing.count >= receiveBuffer.count, !flush() { return .drop }
                 if server.isStopping && monotonicSeconds() > server.stopDeadline {
@@ -79,6 +87,10 @@ final class Connection: @unchecked Sendable {
             if !flush() { return .drop }
             if server.isStopping && decoder.isIdle {
                 return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+            }
+            if let bytes = decoder.stagingAwaited {
+                if let next = admitStagedData(bytes) { return next }
+                continue
             }
             switch waitForInput() {
             case .readable: break
@@ -138,6 +150,31 @@ final class Connection: @unchecked Sendable {
         }
     }
 
+    /// Reserves `bytes` of the staging budget for the request whose header was just
+    /// decoded, before any of its data is read: the socket is not read meanwhile and no
+    /// --io-timeout runs (SPEC §3 "Resources"). Returns nil once admitted, or what to do
+    /// when the wait is given up: the peer closed, or the server's stop deadline passed.
+    private func admitStagedData(_ bytes: Int) -> Next? {
+        let admitted = server.stagingBudget.reserve(bytes) { [fd = stream.fd, server] in
+            (server.isStopping && monotonicSeconds() > server.stopDeadline)
+                || SocketIO.peerHasGone(fd, countingHalfClose: false)
+        }
+        guard admitted else {
+            if server.isStopping {
+                return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+            }
+            return .drop
+        }
+        staged = bytes
+        decoder.admitStaging()
+        return nil
+    }
+
+    private func releaseStagedData() {
+        server.stagingBudget.release(staged)
+        staged = 0
+    }
+
     private func fail(_ error: ProtocolError) -> Next {
         server.statistics.errors.add(1)
         outgoing.append(contentsOf: error.encoded)
@@ -162,6 +199,7 @@ final class Connection: @unchecked Sendable {
         } catch is Server.StoreClosed {
             return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
         } catch {
+            server.logger.error("backend failure", metadata: ["error": "\(error)"])
             return fail(ProtocolError(code: .internal, message: "backend \(server.configuration.backendName): \(error)", closesConnection: false))
         }
     }

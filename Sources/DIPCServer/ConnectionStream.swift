@@ -21,9 +21,9 @@ protocol ConnectionStream: AnyObject {
     /// Sends all of `bytes` in pieces of at most `packetSize`. False when the peer is
     /// gone or stalled past `--io-timeout`.
     func sendAll(_ bytes: UnsafeRawBufferPointer, packetSize: Int) -> Bool
-    /// Closes: gracefully after a final reply (so it is not lost to a reset), or at
-    /// once when the peer is gone.
-    func close(gracefully: Bool)
+    /// Closes: after a final reply by handing the socket to `closer` (so the reply is
+    /// not lost to a reset), or at once (`nil`: the peer is gone, or nothing was said).
+    func close(lingeringWith closer: LingeringCloser?)
 }
 
 /// A plain socket: TCP (TCP_NODELAY) or Unix-domain, blocking, with SO_SNDTIMEO.
@@ -63,7 +63,7 @@ final class PlainSocketStream: ConnectionStream {
         SocketIO.sendAll(fd, bytes, packetSize: packetSize)
     }
 
-    func close(gracefully: Bool) {
-        if gracefully { SocketIO.closeGracefully(fd) } else { closeDescriptor(fd) }
+    func close(lingeringWith closer: LingeringCloser?) {
+        if let closer { closer.close(fd) } else { closeDescriptor(fd) }
     }
 }

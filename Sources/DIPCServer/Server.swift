@@ -29,6 +29,14 @@ public final class Server: @unchecked Sendable {
     /// Monotonic time after which requests in flight are cut short.
     private(set) var stopDeadline = Double.infinity
     private let activeConnections = ManagedAtomic<Int>(0)
+    /// Threads answering a turned-away TLS client now (see `reject`).
+    private let tlsRejectionsInFlight = ManagedAtomic<Int>(0)
+    /// Closes every socket after its final reply, without a thread each.
+    let lingeringCloser: LingeringCloser
+    /// Memory for the data of writes and pushes still arriving (`--max-staging-mb`).
+    let stagingBudget: StagingBudget
+    /// One thread per connection, counted until it has exited.
+    private let connectionThreads: ConnectionThreads
     private let runningAcceptLoops = ManagedAtomic<Int>(0)
 
     /// A server that will accept on `listener`, with a store gate of its own.
@@ -49,6 +57,10 @@ public final class Server: @unchecked Sendable {
         self.storeGate = storeGate
         self.logger = logger
         self.listeners = listeners
+        stagingBudget = StagingBudget(capacity: StagingBudget.capacity(
+            megabytes: configuration.maxStagingMegabytes, mailboxSize: store.geometry.mailboxSize))
+        lingeringCloser = try LingeringCloser(lingerSeconds: configuration.timeouts.lingeringCloseSeconds)
+        connectionThreads = ConnectionThreads(limit: configuration.maxClients + ConnectionThreads.exitingAllowance)
         var fds: [Int32] = [0, 0]
         try systemCall("pipe2") { cdipc_pipe_cloexec(&fds) }
         stopSignalFD = fds[0]
@@ -60,6 +72,7 @@ public final class Server: @unchecked Sendable {
     /// Starts one accept thread per listener. When one cannot be started, stops the
     /// ones already running (as `stop` does) and throws.
     public func start() throws {
+        try lingeringCloser.start()
         for listener in listeners {
             runningAcceptLoops.wrappingIncrement(ordering: .acquiringAndReleasing)
             do {
@@ -132,7 +145,7 @@ public final class Server: @unchecked Sendable {
             }
             let connection = Connection(stream: stream, server: self)
             do {
-                try startDetachedThread(name: "dipc-conn") { connection.run() }
+                try connectionThreads.start { connection.run() }
             } catch {
                 logger.error("cannot start a connection thread", metadata: ["error": "\(error)"])
                 connectionEnded()
@@ -140,7 +153,7 @@ public final class Server: @unchecked Sendable {
                 if tlsContext(for: listener) == nil {
                     Server.sendCourtesyReply(fd, ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded)
                 }
-                stream.close(gracefully: false)
+                stream.close(lingeringWith: nil)
             }
         }
     }
@@ -185,25 +198,32 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Sends `error` on a connection that will not be served, then closes it, on a
-    /// short-lived thread so that the accept loop never waits for that client. On a TLS
-    /// port the error goes inside TLS if the handshake completes promptly (SPEC §2).
+    /// Sends `error` on a connection that will not be served, without waiting, and
+    /// hands the socket to the lingering closer: no thread per rejected connection, so
+    /// a connection flood costs the accept loop only a few system calls per client. On a
+    /// TLS port the error goes inside TLS if the handshake completes promptly (SPEC §2),
+    /// on one of at most `maximumTLSRejections` short-lived threads; beyond that the
+    /// socket is simply closed.
     private func reject(_ fd: Int32, _ error: ProtocolError, from listener: ListeningSocket) {
         let bytes = error.encoded
-        let tls = tlsContext(for: listener)
-        let timeoutSeconds = configuration.ioTimeoutSeconds
-        @Sendable func answer() {
-            if let tls {
-                Server.rejectOverTLS(fd, bytes, context: tls, ioTimeoutSeconds: timeoutSeconds)
-                return
-            }
+        guard let tls = tlsContext(for: listener) else {
             Server.sendCourtesyReply(fd, bytes)
-            SocketIO.closeGracefully(fd)
+            lingeringCloser.close(fd)
+            return
         }
+        guard tlsRejectionsInFlight.wrappingIncrementThenLoad(ordering: .acquiringAndReleasing) <= Server.maximumTLSRejections else {
+            tlsRejectionsInFlight.wrappingDecrement(ordering: .relaxed)
+            closeDescriptor(fd)
+            return
+        }
+        let timeoutSeconds = configuration.ioTimeoutSeconds
         do {
-            try startDetachedThread(name: "dipc-reject") { answer() }
+            try startDetachedThread(name: "dipc-reject") { [self] in
+                Server.rejectOverTLS(fd, bytes, context: tls, ioTimeoutSeconds: timeoutSeconds, closer: lingeringCloser)
+                tlsRejectionsInFlight.wrappingDecrement(ordering: .releasing)
+            }
         } catch {
-            if tls == nil { Server.sendCourtesyReply(fd, bytes) }
+            tlsRejectionsInFlight.wrappingDecrement(ordering: .relaxed)
             closeDescriptor(fd)
         }
     }
@@ -238,6 +258,8 @@ public final class Server: @unchecked Sendable {
         }
         let left = activeConnections.load(ordering: .acquiring)
         if left > 0 { logger.warning("stopping with connections still open", metadata: ["connections": "\(left)"]) }
+        connectionThreads.joinFinished()
+        lingeringCloser.stop()
     }
 
     /// Thrown by `withStore` once the store gate is closed.

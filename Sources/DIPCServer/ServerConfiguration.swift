@@ -9,6 +9,11 @@ public struct ServerConfiguration: Sendable {
     public var maxClients: Int
     /// Seconds a started request may stall before `err timeout`.
     public var ioTimeoutSeconds: Int
+    /// Memory, in MiB, for the data of writes and pushes still arriving (`--max-staging-mb`);
+    /// the server raises it to one mailbox when it is smaller (see `StagingBudget`).
+    public var maxStagingMegabytes = ServerConfiguration.defaultMaxStagingMegabytes
+    /// `--max-staging-mb`'s default.
+    public static let defaultMaxStagingMegabytes = 256
     /// Start-up and shutdown limits (the stop grace period among them).
     public var timeouts = ServerTimeouts.standard
     /// The backend's name for `i` (`sysv`, `posix`, `tdb`).

@@ -31,7 +31,7 @@ final class TLSSocketStream: ConnectionStream {
         self.ioTimeoutSeconds = ioTimeoutSeconds
     }
 
-    deinit { if !closed { close(gracefully: false) } }
+    deinit { if !closed { close(lingeringWith: nil) } }
 
     /// The server side of the handshake; false when it fails (a plaintext client, no
     /// acceptable client certificate, TLS before 1.2), stalls past `deadline`, or the
@@ -88,15 +88,15 @@ final class TLSSocketStream: ConnectionStream {
         return true
     }
 
-    func close(gracefully: Bool) {
+    func close(lingeringWith closer: LingeringCloser?) {
         guard !closed else { return }
         closed = true
-        if gracefully {
+        if let closer {
             // close_notify, without waiting for the peer's: best effort on a closing connection.
             ignoringFailure("a peer that is gone needs no close_notify") { SSL_shutdown(ssl) }
             TLSError.clear()
             SSL_free(ssl)
-            SocketIO.closeGracefully(fd)
+            closer.close(fd)
         } else {
             SSL_free(ssl)
             closeDescriptor(fd)

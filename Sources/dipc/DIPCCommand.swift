@@ -28,6 +28,8 @@ struct DIPCCommand: ParsableCommand {
     @Option(help: "Listen address.") var bind: String = "127.0.0.1"
     @Option(help: "Connections served at once.") var maxClients: String = "256"
     @Option(help: "Seconds a started request may stall before `err timeout`.") var ioTimeout: String = "30"
+    @Option(help: "MiB for the data of writes and pushes still arriving (at least one mailbox).")
+    var maxStagingMb: String = String(ServerConfiguration.defaultMaxStagingMegabytes)
     @Flag(help: "Do not detach; log to stderr.") var foreground = false
     @Option(help: "Require every connection to present the token on this file's first line (`a TOKEN`) first.") var authFile: String?
     @Option(help: "Serve TLS (1.2 or later) only on the TCP port, with this PEM certificate chain (needs --tls-key).") var tlsCert: String?
