@@ -42,7 +42,8 @@ ASAN_REPORTS := $(CURDIR)/.build-asan/reports
 TSAN_SCRATCH := .build-tsan
 TSAN_FILTER ?= .
 
-# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here; QUICK=1 runs a one-minute subset.
+# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here (and
+# `make bench-access` access.csv and access.md); QUICK=1 runs a one-minute subset.
 BENCH_OUT ?= .build/bench
 QUICK ?=
 
