@@ -42,7 +42,8 @@ ASAN_REPORTS := $(CURDIR)/.build-asan/reports
 TSAN_SCRATCH := .build-tsan
 TSAN_FILTER ?= .
 
-# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here; QUICK=1 runs a one-minute subset.
+# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here (and
+# `make bench-access` access.csv and access.md); QUICK=1 runs a one-minute subset.
 BENCH_OUT ?= .build/bench
 QUICK ?=
 
@@ -71,8 +72,9 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
-# `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png.
-BENCH_APT_PACKAGES := memcached gnuplot-nox
+# `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png,
+# redis-server (Redis 7, with TLS) the reference for `make bench-access`.
+BENCH_APT_PACKAGES := memcached gnuplot-nox redis-server
 
 # $(call apt_install,PACKAGES): installs the Debian packages that are missing
 # (apt-get update first: a new machine's package lists are empty).
@@ -89,7 +91,7 @@ endef
 	run stop \
 	test \
 	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak \
-	bench bench-backends bench-fairness bench-wakeup \
+	bench bench-backends bench-fairness bench-wakeup bench-access \
 	install install-files uninstall
 
 all: build
@@ -209,6 +211,13 @@ soak: deps
 bench: release
 	$(call apt_install,$(BENCH_APT_PACKAGES))
 	.build/release/dipc-bench suite --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
+	.build/release/dipc-bench access --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
+
+# TLS against plain TCP and against Redis with TLS, the Unix socket against TCP loopback
+# (16 and 64 connections, 64 B and 4 KiB); also part of `make bench`.
+bench-access: release
+	$(call apt_install,$(BENCH_APT_PACKAGES))
+	.build/release/dipc-bench access --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
 
 # The backends and coordinators without the network.
 bench-backends: release

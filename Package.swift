@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "dipc-bench",
             dependencies: [
-                "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCClient", "DIPCTestSupport",
+                "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCClient", "DIPCTestSupport", "CDIPCOpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -120,11 +120,12 @@ let package = Package(
         .testTarget(
             name: "DIPCServerTests",
             dependencies: ["DIPCServer", "DIPCCore", "DIPCRuntime", "DIPCTestSupport", .product(name: "Logging", package: "swift-log")]),
-        // Starts the real binaries; the registry says which backends to start them with.
+        // Starts the real binaries; the registry says which backends to start them with
+        // (CDIPCOpenSSL: the hostile-client tests also speak TLS).
         .testTarget(
             name: "DIPCEndToEndTests",
             dependencies: [
-                "DIPCTestSupport", "DIPCBackends",
+                "DIPCTestSupport", "DIPCBackends", "CDIPCOpenSSL",
                 "dipc", "dipcrm", "dipc-client", "dipc-producer-consumer", "dipc-chat",
             ]),
         .testTarget(name: "DIPCTDBTests", dependencies: ["DIPCTDB", "DIPCCore", "DIPCTestSupport", "CTDB"]),

@@ -4,7 +4,8 @@ import ArgumentParser
 /// `dipc-bench [load]` is the closed-loop load generator (dipc, memcached or the echo
 /// floor); `dipc-bench echo-server` is that floor; `dipc-bench suite` runs the table of
 /// docs/PERFORMANCE.md (dipc against memcached and the floor); `dipc-bench backends`
-/// compares the storage backends through `SharedStore` (no network).
+/// compares the storage backends through `SharedStore` (no network); `dipc-bench access`
+/// measures TLS, the Unix socket and Redis with TLS.
 @main
 struct DIPCBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,7 @@ struct DIPCBench: ParsableCommand {
             BackendsBenchmark.self,
             WakeupBenchmark.self,
             FairnessBenchmark.self,
+            AccessBenchmark.self,
         ],
         defaultSubcommand: LoadCommand.self)
 

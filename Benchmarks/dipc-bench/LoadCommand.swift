@@ -15,8 +15,10 @@ struct LoadCommand: ParsableCommand {
             a torn or foreign value stops the run with an error (exit 1).
             """)
 
-    @Option(help: "dipc, memcached or echo (the floor: dipc-bench echo-server).") var proto: String = "dipc"
+    @Option(help: "dipc, memcached, redis or echo (the floor: dipc-bench echo-server).") var proto: String = "dipc"
     @Option(help: "Server port on 127.0.0.1.") var port: Int
+    @Option(help: "Connect to this Unix-domain socket instead (dipc --unix).") var unix: String?
+    @Option(help: "Speak TLS, verifying the server (as 127.0.0.1) against this CA file.") var tlsCa: String?
     @Option(help: "Connections, one thread each.") var connections: Int = 16
     @Option(help: "Value size in bytes.") var valueSize: Int = 64
     @Option(help: "Fraction of reads, 0...1.") var readRatio: Double = 0.9
@@ -28,7 +30,7 @@ struct LoadCommand: ParsableCommand {
     var serverPid: Int32?
 
     func validate() throws {
-        guard BenchProtocol(rawValue: proto) != nil else { throw ValidationError("--proto must be dipc, memcached or echo") }
+        guard BenchProtocol(rawValue: proto) != nil else { throw ValidationError("--proto must be dipc, memcached, redis or echo") }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535") }
         guard (1...4096).contains(connections) else { throw ValidationError("--connections must be in 1...4096") }
         guard (1...(1 << 20)).contains(valueSize) else { throw ValidationError("--value-size must be in 1...1048576") }
@@ -44,7 +46,7 @@ struct LoadCommand: ParsableCommand {
         Interruption.install()
         let spec = LoadSpec(proto: BenchProtocol(rawValue: proto)!, port: port, connections: connections, valueSize: valueSize,
                             readRatio: readRatio, keys: keys, warmupSeconds: warmup, seconds: seconds, verify: verify,
-                            serverPID: serverPid)
+                            serverPID: serverPid, unixPath: unix, tlsCA: tlsCa)
         let result = try LoadGenerator.run(spec)
         print(result.line)
         if Interruption.requested { throw BenchError("interrupted") }

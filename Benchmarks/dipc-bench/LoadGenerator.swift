@@ -18,6 +18,10 @@ struct LoadSpec: Sendable {
     var verify: Bool
     /// The server's pid, for its CPU time over the measured window.
     var serverPID: pid_t?
+    /// Connect to this Unix-domain socket instead of 127.0.0.1:`port`.
+    var unixPath: String? = nil
+    /// Speak TLS, verifying the server against this CA file.
+    var tlsCA: String? = nil
 }
 
 /// What one workload measured.
@@ -68,7 +72,7 @@ enum LoadGenerator {
     static func prefill(_ spec: LoadSpec) throws {
         guard spec.proto != .echo else { return }
         let client = try ProtocolClient(spec.proto, port: spec.port, keys: spec.keys, valueSize: spec.valueSize,
-                                        verify: true, writer: 0xFFFF)
+                                        verify: true, writer: 0xFFFF, unixPath: spec.unixPath, tlsCA: spec.tlsCA)
         for key in 0..<spec.keys { try client.write(key) }
         for key in 0..<spec.keys { try client.read(key) }
     }
@@ -111,7 +115,7 @@ enum LoadGenerator {
         let connection: ProtocolClient
         do {
             connection = try ProtocolClient(spec.proto, port: spec.port, keys: spec.keys, valueSize: spec.valueSize,
-                                            verify: spec.verify, writer: index)
+                                            verify: spec.verify, writer: index, unixPath: spec.unixPath, tlsCA: spec.tlsCA)
         } catch {
             result.error = "connection \(index): \(error)"
             _ = gate.arriveAndWait()

@@ -10,6 +10,8 @@ enum BenchProtocol: String, CaseIterable, Sendable {
     /// reply length; little-endian UInt64) and the payload; the reply is that many bytes.
     /// Request and reply sizes mimic dipc's.
     case echo
+    /// Redis (RESP): `GET bench:K` / `SET bench:K` + data, as arrays of bulk strings.
+    case redis
 }
 
 /// One blocking connection doing reads and writes of one key space in one protocol.
@@ -33,12 +35,16 @@ final class ProtocolClient {
     /// The echo floor's reply sizes: what dipc answers to a read and to a write.
     static let echoReadReplyOverhead = 12, echoWriteReply = 9, echoWriteRequestOverhead = 8
 
-    init(_ proto: BenchProtocol, port: Int, keys: Int, valueSize: Int, verify: Bool, writer: Int) throws {
+    /// Connects to 127.0.0.1:`port`, or to `unixPath` when given; over TLS (the server
+    /// verified against `tlsCA`) when `tlsCA` is given.
+    init(_ proto: BenchProtocol, port: Int, keys: Int, valueSize: Int, verify: Bool, writer: Int,
+         unixPath: String? = nil, tlsCA: String? = nil) throws {
         self.proto = proto
         self.valueSize = valueSize
         self.verify = verify
         self.writer = writer
-        connection = try RawConnection(port: port)
+        connection = try unixPath.map { try RawConnection(unixPath: $0) } ?? RawConnection(port: port)
+        if let tlsCA { try connection.startTLS(caFile: tlsCA) }
         outgoing = .allocate(byteCount: valueSize + 2, alignment: 16)
         incoming = .allocate(byteCount: max(valueSize, 1), alignment: 16)
         for i in 0..<valueSize { outgoing[i] = UInt8(0x61 + i % 26) }
@@ -52,6 +58,10 @@ final class ProtocolClient {
             case .memcached:
                 readRequests.append(Array("get bench:\(key)\r\n".utf8))
                 writeHeaders.append(Array("set bench:\(key) 0 0 \(valueSize)\r\n".utf8))
+            case .redis:
+                let name = "bench:\(key)"
+                readRequests.append(Array("*2\r\n$3\r\nGET\r\n$\(name.utf8.count)\r\n\(name)\r\n".utf8))
+                writeHeaders.append(Array("*3\r\n$3\r\nSET\r\n$\(name.utf8.count)\r\n\(name)\r\n$\(valueSize)\r\n".utf8))
             case .echo:
                 readRequests.append(Self.echoHeader(payload: 4, reply: valueSize + Self.echoReadReplyOverhead) + [0x72, 0x20, 0x30, 0x0A])
                 writeHeaders.append(Self.echoHeader(payload: valueSize + Self.echoWriteRequestOverhead, reply: Self.echoWriteReply)
@@ -77,7 +87,7 @@ final class ProtocolClient {
             SelfCheckingValue.fill(UnsafeMutableRawBufferPointer(rebasing: outgoing[0..<valueSize]),
                                    key: key, writer: writer, sequence: sequence)
         }
-        let dataCount = proto == .memcached ? valueSize + 2 : valueSize
+        let dataCount = proto == .memcached || proto == .redis ? valueSize + 2 : valueSize
         try writeHeaders[key].withUnsafeBytes {
             try connection.send($0, UnsafeRawBufferPointer(rebasing: outgoing[0..<dataCount]))
         }
@@ -92,6 +102,12 @@ final class ProtocolClient {
             try connection.readLine { line in
                 guard ReplyLine.equals(line, "STORED") else {
                     throw BenchError("memcached set: unexpected reply \"\(String(decoding: line, as: UTF8.self))\"")
+                }
+            }
+        case .redis:
+            try connection.readLine { line in
+                guard ReplyLine.equals(line, "+OK") else {
+                    throw BenchError("redis SET: unexpected reply \"\(String(decoding: line, as: UTF8.self))\"")
                 }
             }
         case .echo:
@@ -119,6 +135,13 @@ final class ProtocolClient {
                 }
                 return length
             }
+        case .redis:
+            length = try connection.readLine { line in
+                guard line.first == 0x24, let length = ReplyLine.number(UnsafeRawBufferPointer(rebasing: line.dropFirst())) else {
+                    throw BenchError("redis GET bench:\(key): unexpected reply \"\(String(decoding: line, as: UTF8.self))\"")
+                }
+                return length
+            }
         case .echo:
             try connection.skip(valueSize + Self.echoReadReplyOverhead)
             return
@@ -131,6 +154,7 @@ final class ProtocolClient {
                                                           expectedSize: valueSize) {
             throw BenchError("\(proto): \(problem)")
         }
+        if proto == .redis { try connection.skip(2) }
         if proto == .memcached {
             try connection.skip(2)
             try connection.readLine { line in

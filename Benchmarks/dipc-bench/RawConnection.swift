@@ -1,14 +1,19 @@
 @preconcurrency import Glibc
 
-/// A minimal blocking TCP client with a receive buffer, used for dipc, memcached and
-/// the echo floor alike so that the comparison measures the servers, not three client
-/// libraries. Nothing on its request path allocates.
+/// A minimal blocking TCP client with a receive buffer, used for dipc, memcached, Redis
+/// and the echo floor alike so that the comparison measures the servers, not several
+/// client libraries; also over a Unix-domain socket (`init(unixPath:)`) and over TLS
+/// (`startTLS`). Nothing on its request path allocates.
 final class RawConnection {
     private var fd: Int32
     private let capacity = 1 << 17
     private let buffer: UnsafeMutableRawPointer
     private var start = 0
     private var end = 0
+    /// Set by `startTLS`: every byte then goes through it.
+    private var tls: BenchTLSSession?
+    /// Over TLS, a header and its data are sent as one record from here.
+    private var staging: UnsafeMutableRawBufferPointer?
 
     init(port: Int) throws {
         buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
@@ -32,7 +37,36 @@ final class RawConnection {
         }
     }
 
+    /// Connects to the Unix-domain stream socket at `unixPath` (`dipc --unix`).
+    init(unixPath: String) throws {
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let path = Array(unixPath.utf8)
+        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else { throw BenchError("socket path too long: \(unixPath)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard rc == 0 else { throw BenchError("connect to \(unixPath): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Handshakes TLS, verifying the server against `caFile` as 127.0.0.1.
+    func startTLS(caFile: String) throws {
+        tls = try BenchTLSSession(fd: fd, caFile: caFile)
+        staging = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    /// The TLS version and cipher in use; nil without TLS.
+    var tlsDescription: String? { tls?.description }
+
     func close() {
+        tls?.shutdown()
+        tls = nil
         if fd >= 0 {
             Glibc.close(fd)
             fd = -1
@@ -42,6 +76,7 @@ final class RawConnection {
     deinit {
         close()
         buffer.deallocate()
+        staging?.deallocate()
     }
 
     func send(_ bytes: [UInt8]) throws {
@@ -49,6 +84,7 @@ final class RawConnection {
     }
 
     func send(_ bytes: UnsafeRawBufferPointer) throws {
+        if let tls { return try tls.send(bytes) }
         var offset = 0
         while offset < bytes.count {
             let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
@@ -62,6 +98,15 @@ final class RawConnection {
 
     /// Sends `header` then `data` with one `writev` (then plain sends for any remainder).
     func send(_ header: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer) throws {
+        if let tls, let staging {
+            guard header.count + data.count <= staging.count else {
+                try tls.send(header)
+                return try tls.send(data)
+            }
+            staging.baseAddress!.copyMemory(from: header.baseAddress!, byteCount: header.count)
+            if !data.isEmpty { (staging.baseAddress! + header.count).copyMemory(from: data.baseAddress!, byteCount: data.count) }
+            return try tls.send(UnsafeRawBufferPointer(rebasing: staging[0..<(header.count + data.count)]))
+        }
         var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
                        iovec(iov_base: UnsafeMutableRawPointer(mutating: data.baseAddress), iov_len: data.count))
         let n = withUnsafeMutablePointer(to: &vectors) {
@@ -86,6 +131,10 @@ final class RawConnection {
             buffer.copyMemory(from: buffer + start, byteCount: end - start)
             end -= start
             start = 0
+        }
+        if let tls {
+            end += try tls.receive(into: buffer + end, capacity: capacity - end)
+            return
         }
         while true {
             let n = recv(fd, buffer + end, capacity - end, 0)

@@ -3,7 +3,11 @@
 // pair, against a `SharedStore` on the in-memory backend. Built only when FUZZ is set
 // (see Fuzz/README.md).
 //
-// The input is the byte stream a client sends, then EOF. The replies are checked
+// The input is the byte stream a client sends, then EOF. Every input is served twice:
+// by a server without a token, and by one with an `--auth-file` token, where the
+// stream starts unauthenticated and goes through the auth gate (refusals, dropped
+// data, a wrong token closing, and the requests after the right `a TOKEN`; the seed
+// corpus holds the token). The replies are checked
 // against a model of the mailboxes driven by the same decoder: every reply must be
 // the one SPEC §2 gives for the request, in order, and nothing may follow a reply
 // that closes the connection. Requests that would wait longer than a few
@@ -20,22 +24,51 @@ private let geometry = StoreGeometry(mailboxes: 4, mailboxSize: 256)
 /// Waiting requests sleep for real: inputs that could wait longer in all are skipped.
 private let totalWaitMilliseconds = 2
 
-/// One server for every input (its listener is bound but never accepts).
-private let server: Server = {
-    let store = try! SharedStore.open(name: "fuzz\(getpid())", geometry: geometry, policy: .fifo) {
-        try InMemoryBackend.open(name: "fuzz\(getpid())", geometry: geometry, create: true)!
+/// The token of the server that requires one (also in Fuzz/Corpus/handler's `auth-*` seeds).
+private let token = Array("fuzz-token-0123456789".utf8)
+
+/// A server on its own in-memory store (its listener is bound but never accepts); with
+/// `access`, a token is required.
+private func makeServer(_ name: String, access: ServerAccess = .open) -> Server {
+    let store = try! SharedStore.open(name: name, geometry: geometry, policy: .fifo) {
+        try InMemoryBackend.open(name: name, geometry: geometry, create: true)!
     }
     let configuration = ServerConfiguration(
         bindAddress: "127.0.0.1", port: 0, packetSize: 1024, maxClients: 4, ioTimeoutSeconds: 30, backendName: "memory")
     let listener = try! ListeningSocket(address: "127.0.0.1", port: 0)
-    return try! Server(configuration: configuration, listener: listener, store: store, logger: Logger(label: "fuzz"))
+    return try! Server(configuration: configuration, listeners: [listener], store: store, storeGate: StoreGate(),
+                       access: access, logger: Logger(label: "fuzz"))
+}
+
+/// Serves every input without a token.
+private let openServer = makeServer("fuzz\(getpid())")
+
+/// Serves every input with `token` required, read from an owner-only auth file as `dipc --auth-file` does.
+private let guardedServer: Server = {
+    let path = "/tmp/dipc-fuzz-token-\(getpid())"
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    precondition(fd >= 0, "cannot write \(path)")
+    _ = (token + [0x0A]).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    defer { unlink(path) }
+    var access = ServerAccess.open
+    access.secret = try! AuthenticationSecret(file: path)
+    return makeServer("fuzzauth\(getpid())", access: access)
 }()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func handlerFuzzTarget(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
-    let expected = decode(input)
-    guard expected.reduce(0, { $0 + $1.waitMilliseconds }) <= totalWaitMilliseconds else { return 0 }
+    serve(input, on: openServer, requiredToken: nil)
+    serve(input, on: guardedServer, requiredToken: token)
+    return 0
+}
+
+/// Serves `input` on `server` and checks every reply against the model; `requiredToken`
+/// is the server's token, when it requires one.
+private func serve(_ input: [UInt8], on server: Server, requiredToken: [UInt8]?) {
+    let expected = decode(input, requiredToken: requiredToken)
+    guard expected.reduce(0, { $0 + $1.waitMilliseconds }) <= totalWaitMilliseconds else { return }
 
     // A known start: every mailbox holds one empty message.
     var model = (0..<geometry.mailboxes).map { mailbox -> MailboxModel in
@@ -63,17 +96,16 @@ public func handlerFuzzTarget(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int3
             precondition(line.hasPrefix("err \(error.code.rawValue) "), "expected err \(error.code.rawValue), got \(line)")
             if error.closesConnection {
                 precondition(output.atEnd, "bytes after a reply that closes the connection")
-                return 0
+                return
             }
         case let .request(request):
-            if !check(request, &model, &output) {
+            if !check(request, requiredToken: requiredToken, &model, &output) {
                 precondition(output.atEnd, "bytes after the connection ended")
-                return 0
+                return
             }
         }
     }
     precondition(output.atEnd, "replies beyond the requests: \(output.remainingCount) bytes")
-    return 0
 }
 
 /// A mailbox as the model sees it.
@@ -84,8 +116,8 @@ private struct MailboxModel {
 }
 
 /// Checks the reply to `request` and applies it to the model; false when the
-/// connection ended (after `q`, or a waiting take abandoned).
-private func check(_ request: Request, _ model: inout [MailboxModel], _ output: inout Reader) -> Bool {
+/// connection ended (after `q`, a wrong token, or a waiting take abandoned).
+private func check(_ request: Request, requiredToken: [UInt8]?, _ model: inout [MailboxModel], _ output: inout Reader) -> Bool {
     switch request {
     case let .read(mailbox), let .watch(mailbox, _, _):
         expectValue(&output, model[mailbox].messages.last ?? [], version: model[mailbox].version)
@@ -128,9 +160,18 @@ private func check(_ request: Request, _ model: inout [MailboxModel], _ output: 
     case .stats:
         let line = output.line()
         precondition(line.hasPrefix("ok connections="), "s: \(line)")
-    case .authenticate:
-        // This server has no --auth-file: `a` is refused and the connection stays open.
-        expectLine(&output, "err auth no token is required")
+    case let .authenticate(offered):
+        guard let requiredToken else {
+            // A server without --auth-file: `a` is refused and the connection stays open.
+            expectLine(&output, "err auth no token is required")
+            return true
+        }
+        guard offered == requiredToken else {
+            let line = output.line()
+            precondition(line.hasPrefix("err auth "), "a wrong token: \(line)")
+            return false
+        }
+        expectLine(&output, "ok")
     }
     return true
 }
@@ -145,14 +186,22 @@ private func expectValue(_ output: inout Reader, _ value: [UInt8], version: UInt
     precondition(output.bytes(value.count) == value, "value differs")
 }
 
-private func decode(_ input: [UInt8]) -> [DecodeResult] {
-    var decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize)
+/// What the server should decode from `input`: with `requiredToken`, requests are
+/// refused until an `a` with that token (after which they are decoded as usual), and a
+/// wrong token ends the stream.
+private func decode(_ input: [UInt8], requiredToken: [UInt8]?) -> [DecodeResult] {
+    var decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize,
+                                 requiresAuthentication: requiredToken != nil)
     decoder.append(input)
     var results: [DecodeResult] = []
     while let result = decoder.next() {
         results.append(result)
         if case let .failure(error) = result, error.closesConnection { break }
         if case .request(.quit) = result { break }
+        if let requiredToken, case let .request(.authenticate(offered)) = result {
+            guard offered == requiredToken else { break }
+            decoder.authenticated()
+        }
     }
     return results
 }

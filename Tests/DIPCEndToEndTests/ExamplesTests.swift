@@ -67,6 +67,44 @@ struct ExamplesTests {
         }
     }
 
+    @Test("netcat: dipc-nc.sh over the Unix socket (-U), over TLS (-c/-t, openssl s_client) and with a token (-a, $DIPC_AUTH_FILE)",
+          .requires(.netcat, .bash, .openssl))
+    func netcatAccess() throws {
+        try withScope { scope in
+            let certificates = try TestCertificates(in: scope)
+            let token = try scope.secretFile("token", TokenAuthenticationTests.token + "\n")
+            let wrong = try scope.secretFile("wrong", "Wrong-Token-0123456789\n")
+            let path = scope.dir + "/nc.sock"
+            let server = try scope.start("posix", options: certificates.serverOptions() + ["--auth-file", token, "--unix", path])
+            let script = repositoryRoot + "/Examples/netcat/dipc-nc.sh"
+            func run(_ args: [String], env extra: [String: String] = [:]) throws -> ProcessResult {
+                try runProcess(script, args, env: scope.env.merging(extra) { $1 }, timeout: E2E.clientTimeout)
+            }
+            let tls = ["-p", "\(server.port)", "-c", certificates.ca]
+            let unixWrite = try run(["-U", path, "-a", token, "write", "1", "over unix"])
+            #expect(unixWrite.status == 0 && unixWrite.out == "1\n", "\(unixWrite)")
+            let tlsRead = try run(tls + ["-a", token, "read", "1"])
+            #expect(tlsRead.status == 0 && tlsRead.out == "over unix", "\(tlsRead)")
+            let tlsPush = try run(tls + ["-a", token, "push", "2", "job"])
+            #expect(tlsPush.status == 0 && tlsPush.out == "1\n", "\(tlsPush)")
+            let envTake = try run(["-U", path, "take", "2"], env: ["DIPC_AUTH_FILE": token])
+            #expect(envTake.status == 0 && envTake.out == "job", "\(envTake)")
+            let named = try run(["-h", "localhost"] + tls + ["-a", token, "info"])
+            #expect(named.status == 0 && named.out.contains("backend=posix\n"), "a verified host name: \(named)")
+            // Refusals: no token, a wrong one, and a server certificate the system's CAs do not know.
+            let none = try run(["-U", path, "read", "1"])
+            #expect(none.status == 1 && none.err.contains("err auth authentication required"), "\(none)")
+            let bad = try run(tls + ["-a", wrong, "read", "1"])
+            #expect(bad.status == 1 && bad.err.contains("err auth") && bad.out.isEmpty, "\(bad)")
+            let unverified = try run(["-p", "\(server.port)", "-t", "-a", token, "read", "1"])
+            #expect(unverified.status == 1 && unverified.out.isEmpty, "served without a trusted certificate: \(unverified)")
+            let plain = try run(["-p", "\(server.port)", "-a", token, "read", "1"])
+            #expect(plain.status == 1 && plain.out.isEmpty, "plain text to the TLS port: \(plain)")
+            let both = try run(["-U", path, "-t", "read", "1"])
+            #expect(both.status == 2, "\(both)")
+        }
+    }
+
     @Test("netcat: two `dipc-nc.sh chat` sessions exchange lines through each other's queue", .requires(.netcat, .bash))
     func chat() throws {
         try withServer("sysv") { server, scope in

@@ -7,7 +7,9 @@ import DIPCTestSupport
 #endif
 
 /// Hostile and broken clients (SPEC §2): what ProtocolTests and LimitsTests do not
-/// already cover. Every server: 4 mailboxes of 4 KiB, 1 KiB packets.
+/// already cover. Every server: 4 mailboxes of 4 KiB, 1 KiB packets. The tests that take
+/// a `Route` run over plain TCP, over a connection authenticated with a token, and over
+/// TLS (issue 15).
 @Suite("hostile clients")
 struct HostileClientTests {
     /// Requests that are errors but keep the connection open, each with its error code.
@@ -46,10 +48,10 @@ struct HostileClientTests {
         return out
     }()
 
-    @Test("errors that keep the connection open: the right code, and the stream stays in sync", arguments: E2E.builtBackends.prefix(1))
-    func errorsThatStayOpen(backend: String) throws {
-        try withServer(backend) { server, _ in
-            let c = try server.connect()
+    @Test("errors that keep the connection open: the right code, and the stream stays in sync", arguments: Route.firstBackend)
+    func errorsThatStayOpen(route: Route) throws {
+        try withServer(route) { server, dial, _ in
+            let c = try dial.connect()
             for (request, code) in Self.staysOpen {
                 try c.send(request)
                 let shown = String(decoding: request, as: UTF8.self).debugDescription
@@ -89,12 +91,12 @@ struct HostileClientTests {
         return out
     }()
 
-    @Test("errors that close the connection: the right code, then EOF; nothing written", arguments: E2E.builtBackends.prefix(1))
-    func errorsThatClose(backend: String) throws {
-        try withServer(backend) { server, _ in
+    @Test("errors that close the connection: the right code, then EOF; nothing written", arguments: Route.firstBackend)
+    func errorsThatClose(route: Route) throws {
+        try withServer(route) { server, dial, _ in
             for (request, code) in Self.closes {
                 let shown = String(decoding: request.prefix(40), as: UTF8.self).debugDescription
-                let c = try server.connect()
+                let c = try dial.connect()
                 // Whatever follows a bad header line (here, a valid write) must not be served;
                 // an overlong header is sent alone, with no newline at all.
                 try c.send(request.last == 10 ? request + Array("w 0 1\nx".utf8) : request)
@@ -103,40 +105,76 @@ struct HostileClientTests {
                 let after = c.waitForClose()
                 #expect(after == .closed, "after \(shown)…: \(after)")
             }
-            let c = try server.connect()
+            let c = try dial.connect()
             for m in 0..<4 { #expect(try c.request("r \(m)") == "ok 0 0", "mailbox \(m) changed by a closing error") }
         }
     }
 
-    @Test("no request stops the server: every op, odd bytes, and q from many clients", arguments: E2E.builtBackends.prefix(1))
-    func noRequestStopsTheServer(backend: String) throws {
-        try withServer(backend) { server, _ in
-            let bystander = try server.connect()
+    @Test("before `a`: a hostile request gets `err auth` (a malformed or oversized one its own error), and nothing is lost")
+    func hostileBeforeAuthentication() throws {
+        try withServer(Route(backend: E2E.builtBackends[0], transport: .token)) { server, dial, _ in
+            let owner = try dial.connect()
+            for m in 0..<4 { try owner.write(m, "kept \(m)") }
+            // SPEC §2: before `a` a syntax error is still `err syntax` and an error that
+            // closes still closes; every other refusal is `err auth`, its data dropped.
+            let c = try dial.connect(authenticated: false)
+            for (request, code) in Self.staysOpen {
+                try c.send(request)
+                let shown = String(decoding: request, as: UTF8.self).debugDescription
+                let expected = code == "syntax" ? "syntax" : "auth"
+                let line = try c.readLine()
+                #expect(line.hasPrefix("err \(expected) "), "before a: \(shown) -> \(line.debugDescription)")
+                #expect(try c.request("r 0") == TokenAuthenticationTests.refused, "in sync after \(shown)")
+            }
+            for (request, code) in Self.closes {
+                let shown = String(decoding: request.prefix(40), as: UTF8.self).debugDescription
+                let d = try dial.connect(authenticated: false)
+                try d.send(request.last == 10 ? request + Array("w 0 1\nx".utf8) : request)
+                let line = try d.readLine()
+                #expect(line.hasPrefix("err \(code) "), "before a: \(shown)… -> \(line.debugDescription)")
+                #expect(d.waitForClose() == .closed, "before a, after \(shown)…")
+            }
+            // The refused connection can still authenticate, and finds every value kept.
+            let token = try #require(dial.token)
+            #expect(try c.request("a \(token)") == "ok")
+            for m in 0..<4 {
+                let (data, version) = try c.read(m)
+                #expect(data == Array("kept \(m)".utf8) && version == 1, "mailbox \(m) after hostile requests before a: v\(version)")
+            }
+            #expect(server.isAlive)
+        }
+    }
+
+    @Test("no request stops the server: every op, odd bytes, and q from many clients", arguments: Route.firstBackend)
+    func noRequestStopsTheServer(route: Route) throws {
+        try withServer(route) { server, dial, _ in
+            let bystander = try dial.connect()
             try bystander.write(2, "kept")
             let attempts = ["q", "q 0", "q 99999", "Q", "quit", "shutdown", "stop", "exit", "kill", "dipcrm",
                 "\u{4}", "\u{3}", "s", "i", "x"]
             for text in attempts {
-                let c = try server.connect()
+                let c = try dial.connect()
                 try c.send(text + "\n")
                 _ = try c.readLine()
                 c.close()
             }
             var quitters: [Conn] = []
-            for _ in 0..<20 { quitters.append(try server.connect()) }
+            for _ in 0..<20 { quitters.append(try dial.connect()) }
             for q in quitters { try q.send("q\n") }
             for q in quitters { #expect(try q.readLine() == "bye") }
             #expect(server.isAlive, "server died")
             #expect(try bystander.read(2).data == Array("kept".utf8), "bystander connection after the attempts")
-            #expect(try server.connect().request("r 2") == "ok 4 1")
+            #expect(try dial.connect().request("r 2") == "ok 4 1")
         }
     }
 
-    @Test("--io-timeout 1: a stalled netcat data line gets `err timeout` on time and changes nothing", arguments: E2E.builtBackends)
-    func stalledNetcatLine(backend: String) throws {
-        try withServer(backend, options: ["--io-timeout", "1"]) { server, _ in
-            let w = try server.connect()
+    @Test("--io-timeout 1: a stalled netcat data line gets `err timeout` on time and changes nothing",
+          arguments: Route.all(plainOn: E2E.builtBackends))
+    func stalledNetcatLine(route: Route) throws {
+        try withServer(route, options: ["--io-timeout", "1"]) { _, dial, _ in
+            let w = try dial.connect()
             #expect(try w.write(1, "before") == 1)
-            let c = try server.connect()
+            let c = try dial.connect()
             c.timeout = 8
             let start = monotonicNow()
             try c.send("w 1\nhalf a li")
@@ -298,19 +336,24 @@ struct HostileClientTests {
         return out
     }
 
-    @Test("a seeded storm of random bytes on 200 connections never stops the server", arguments: E2E.builtBackends)
-    func randomByteStorm(backend: String) throws {
+    /// Over the token transport, every other storm connection never authenticates: its
+    /// bytes meet the auth gate.
+    @Test("a seeded storm of random bytes on 200 connections never stops the server",
+          arguments: Route.all(plainOn: E2E.builtBackends))
+    func randomByteStorm(route: Route) throws {
         let seed: UInt64 = 0x5EED_D1BC
-        try withServer(backend, options: ["--io-timeout", "2"]) { server, _ in
-            let sentinel = try server.connect()
+        try withServer(route, options: ["--io-timeout", "2"]) { server, dial, _ in
+            let sentinel = try dial.connect()
             try sentinel.write(3, "sentinel")
             let problems = Locked<[String]>([])
-            let port = server.port
             let finished = runThreads(200, timeout: 120) { index in
                 var g = SplitMix64(seed: seed &+ UInt64(index))
                 let input = HostileClientTests.stormInput(using: &g)
-                guard let c = try? Conn(port: port, timeout: 5) else {
-                    problems.withValue { $0.append("connection \(index) refused") }
+                let c: Conn
+                do {
+                    c = try dial.connect(timeout: 10, authenticated: index % 2 == 0)
+                } catch {
+                    problems.withValue { $0.append("connection \(index): \(error)") }
                     return
                 }
                 // Send in random pieces; the server may close us at any point (that is fine).
@@ -329,7 +372,7 @@ struct HostileClientTests {
             #expect(problems.get.isEmpty, "\(problems.get.prefix(5))")
             #expect(server.isAlive, "the storm (seed \(seed)) stopped the server")
             // Every storm connection ends (stalled ones by --io-timeout 2); the server still serves.
-            let c = try server.connect()
+            let c = try dial.connect()
             #expect(Self.waitForConnections(2, asking: c, timeout: 30), "storm connections still counted after 30 s")
             #expect(try sentinel.request("i").hasPrefix("ok dipc/1 "), "sentinel connection after the storm")
             #expect(try c.write(0, "after the storm") >= 1)

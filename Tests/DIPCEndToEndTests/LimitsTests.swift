@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// `--max-clients`, `--io-timeout`, dropped writes.
+/// `--max-clients`, `--io-timeout`, dropped writes. The tests that take a `Route` run
+/// over plain TCP, over a connection authenticated with a token, and over TLS.
 @Suite("limits")
 struct LimitsTests {
     @Test("--max-clients 2: the third connection gets `err busy` and is closed", arguments: E2E.builtBackends)
@@ -30,12 +31,13 @@ struct LimitsTests {
         }
     }
 
-    @Test("--io-timeout 1: a stalled write gets `err timeout`, is closed, changes nothing", arguments: E2E.builtBackends)
-    func ioTimeoutStalledWrite(backend: String) throws {
-        try withServer(backend, options: ["--io-timeout", "1"]) { server, _ in
-            let w = try server.connect()
+    @Test("--io-timeout 1: a stalled write gets `err timeout`, is closed, changes nothing",
+          arguments: Route.all(plainOn: E2E.builtBackends))
+    func ioTimeoutStalledWrite(route: Route) throws {
+        try withServer(route, options: ["--io-timeout", "1"]) { _, dial, _ in
+            let w = try dial.connect()
             #expect(try w.write(1, "hello") == 1)
-            let c = try server.connect()
+            let c = try dial.connect()
             let start = monotonicNow()
             try c.send("w 1 10\nabc")
             c.timeout = 8
@@ -49,12 +51,12 @@ struct LimitsTests {
         }
     }
 
-    @Test("--io-timeout 1: a stalled header (even a lone \\r) gets `err timeout`", arguments: E2E.builtBackends)
-    func ioTimeoutStalledHeader(backend: String) throws {
-        try withServer(backend, options: ["--io-timeout", "1"]) { server, _ in
+    @Test("--io-timeout 1: a stalled header (even a lone \\r) gets `err timeout`", arguments: Route.all(plainOn: E2E.builtBackends))
+    func ioTimeoutStalledHeader(route: Route) throws {
+        try withServer(route, options: ["--io-timeout", "1"]) { _, dial, _ in
             // Both stall at once: one timeout period covers the two.
             let stalled = try ["r 1", "\r"].map { header in
-                let c = try server.connect()
+                let c = try dial.connect()
                 try c.send(header)
                 c.timeout = 8
                 return (header, c)
@@ -80,13 +82,13 @@ struct LimitsTests {
         }
     }
 
-    @Test("a write whose data never fully arrives changes nothing", arguments: E2E.builtBackends)
-    func droppedWrite(backend: String) throws {
-        try withServer(backend) { server, _ in
-            let w = try server.connect()
+    @Test("a write whose data never fully arrives changes nothing", arguments: Route.all(plainOn: E2E.builtBackends))
+    func droppedWrite(route: Route) throws {
+        try withServer(route) { _, dial, _ in
+            let w = try dial.connect()
             #expect(try w.write(1, "before") == 1)
             for abort in [false, true] {
-                let c = try server.connect()
+                let c = try dial.connect()
                 try c.send(Array("w 1 100\n".utf8) + [UInt8](repeating: 0x41, count: 50))
                 #expect(c.staysSilent(for: 0.2), "server answered a half-sent write")
                 if abort { c.abort() } else { c.close() }
@@ -99,7 +101,7 @@ struct LimitsTests {
                 #expect(d == Array("before".utf8) && v == 1, "dropped write (abort: \(abort)) changed the mailbox: \(String(decoding: d, as: UTF8.self).debugDescription) v\(v)")
             }
             // The netcat form too.
-            let c = try server.connect()
+            let c = try dial.connect()
             try c.send("w 1\npartial line without newline")
             c.close()
             waitUntil(timeout: 5, interval: 0.05) { (try? keyValues(w.request("s"))["connections"]) == "1" }

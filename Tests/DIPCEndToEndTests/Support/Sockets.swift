@@ -103,6 +103,8 @@ final class Conn {
     private var buffer: [UInt8] = []
     let port: Int
     var timeout: Double
+    /// Set by `startTLS`: every byte then goes through it.
+    private var tls: TestTLSSession?
 
     init(port: Int, host: String = "127.0.0.1", timeout: Double = E2E.replyTimeout) throws {
         ignoreSIGPIPE()
@@ -155,7 +157,16 @@ final class Conn {
 
     deinit { close() }
 
+    /// Handshakes TLS (verifying the server against `caFile` as 127.0.0.1); every later
+    /// byte is encrypted. Call before anything is sent.
+    func startTLS(caFile: String) throws {
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))  // bounds the handshake
+        tls = try TestTLSSession(fd: fd, caFile: caFile)
+    }
+
     func close() {
+        tls = nil
         if fd >= 0 {
             Glibc.close(fd)
             fd = -1
@@ -172,6 +183,10 @@ final class Conn {
     func send(_ bytes: [UInt8]) throws {
         var off = 0
         while off < bytes.count {
+            if let tls {
+                off += try bytes.withUnsafeBytes { try tls.write($0.baseAddress! + off, count: bytes.count - off) }
+                continue
+            }
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -200,11 +215,23 @@ final class Conn {
                     "timed out after \(timeout) s waiting for \(what()) on port \(port); buffered: "
                         + String(decoding: buffer, as: UTF8.self).debugDescription)
             }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = Glibc.poll(&p, 1, Int32(min(left, 1) * 1000) + 1)
-            if r < 0 && errno != EINTR { throw E2EError("poll: errno \(errno)") }
-            if r <= 0 { continue }
+            if (tls?.pending ?? 0) == 0 {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let r = Glibc.poll(&p, 1, Int32(min(left, 1) * 1000) + 1)
+                if r < 0 && errno != EINTR { throw E2EError("poll: errno \(errno)") }
+                if r <= 0 { continue }
+            }
             var tmp = [UInt8](repeating: 0, count: 65536)
+            if let tls {
+                // nil: a record is not complete yet (the socket's receive timeout ran out).
+                guard let n = tmp.withUnsafeMutableBytes({ tls.read(into: $0.baseAddress!, capacity: $0.count) }) else {
+                    usleep(1000)
+                    continue
+                }
+                if n == 0 { return false }
+                buffer += tmp[0..<n]
+                return true
+            }
             let n = recv(fd, &tmp, tmp.count, 0)
             if n > 0 {
                 buffer += tmp[0..<n]
@@ -261,14 +288,23 @@ final class Conn {
 
     /// True when nothing at all (no byte, no EOF) arrives for `seconds`.
     func staysSilent(for seconds: Double) -> Bool {
-        if !buffer.isEmpty { return false }
+        if !buffer.isEmpty || (tls?.pending ?? 0) > 0 { return false }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let deadline = monotonicNow() + seconds
         while true {
             let left = deadline - monotonicNow()
             if left <= 0 { return true }
             let r = Glibc.poll(&p, 1, Int32(left * 1000) + 1)
-            if r > 0 { return false }
+            guard r > 0 else { continue }
+            guard let tls else { return false }
+            // Over TLS the socket is also readable for records that carry no reply.
+            var tmp = [UInt8](repeating: 0, count: 65536)
+            guard let n = tmp.withUnsafeMutableBytes({ tls.read(into: $0.baseAddress!, capacity: $0.count) }) else {
+                usleep(1000)  // a record that has begun arriving
+                continue
+            }
+            buffer += tmp[0..<n]
+            return false
         }
     }
 
