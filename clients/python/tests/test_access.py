@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 import time
@@ -143,7 +142,3 @@ def test_the_connect_timeout_bounds_the_tls_handshake(silent_listener: socket.so
         dipc.Client("127.0.0.1", silent_listener.getsockname()[1], tls=True, tls_ca=certificates["ca"],
                     timeout=30, connect_timeout=0.5)
     assert time.monotonic() - start < 10
-
-
-def test_the_package_is_typed() -> None:
-    assert os.path.isfile(os.path.join(os.path.dirname(dipc.__file__), "py.typed"))
