@@ -65,7 +65,7 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 #   openssl                  the TLS tests make their certificates and talk with s_client;
 #   tdb-tools                the tdb backend tests check files with tdbtool;
 #   netcat-openbsd           tests and examples that talk to the server with nc;
-#   python3                  Examples/python's test (clients/python: PYTHON_APT_PACKAGES);
+#   python3                  Examples/python's test;
 #   man-db                   the man-page test renders docs/man with man;
 #   systemd                  the unit-file test checks Examples' unit with systemd-analyze.
 APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd

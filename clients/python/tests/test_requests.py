@@ -188,6 +188,31 @@ def test_the_context_manager_and_close_end_the_connection(server: Server) -> Non
             "the server still counts the closed connection"
 
 
+def test_close_from_another_thread_interrupts_a_waiting_take(server: Server) -> None:
+    c = client(server, timeout=30)
+    failures: List[BaseException] = []
+
+    def take() -> None:
+        try:
+            c.take(2, wait_ms=60000)
+        except BaseException as error:
+            failures.append(error)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    assert wait_until(lambda: queued(server) == 1, timeout=10), "the take never started waiting"
+    start = time.monotonic()
+    c.close()
+    thread.join(timeout=10)
+    assert time.monotonic() - start < 10 and not thread.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], dipc.DipcConnectionError), failures
+    assert "closed while waiting" in str(failures[0]) and c.closed
+    assert wait_until(lambda: queued(server) == 0, timeout=10), "the server still holds the interrupted take"
+    with client(server) as other:
+        other.push(2, b"kept")
+        assert other.take(2).data == b"kept", "the interrupted take took nothing"
+
+
 def test_arguments_of_the_wrong_type_are_refused_before_sending(server: Server) -> None:
     with client(server) as c:
         with pytest.raises(TypeError):

@@ -106,6 +106,7 @@ class Client:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._closed = True
+        self._interrupted = False
         where = str(unix_path) if unix_path is not None else f"{host}:{port}"
         self._where = where
         connect_timeout = timeout if connect_timeout is None else connect_timeout
@@ -148,8 +149,17 @@ class Client:
 
     def close(self) -> None:
         """Sends `q` (waiting at most 2 s for `bye`), then closes the connection.
-        Idempotent; never raises."""
-        with self._lock:
+        Idempotent; never raises. Called while another thread is in a request (a
+        `take` with a long wait, say), it cuts the connection at once instead: that
+        request raises `DipcConnectionError` (a waiting `take` takes nothing)."""
+        if not self._lock.acquire(blocking=False):
+            self._interrupted = True
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._lock.acquire()
+        try:
             if self._closed:
                 return
             try:
@@ -159,6 +169,8 @@ class Client:
             except OSError:
                 pass
             self._shut()
+        finally:
+            self._lock.release()
 
     # -- requests --------------------------------------------------------------------
 
@@ -268,6 +280,8 @@ class Client:
         if not raw.endswith(b"\n"):
             if len(raw) >= _MAX_REPLY_LINE:
                 raise ProtocolError(f"a reply line from {self._where} is longer than {_MAX_REPLY_LINE} bytes")
+            if self._interrupted:
+                raise DipcConnectionError(f"the connection to {self._where} was closed while waiting for a reply")
             raise DipcConnectionError(f"connection closed by the server ({self._where})")
         text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
         kind, _, rest = text.partition(" ")
