@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator
 
@@ -30,7 +31,9 @@ def scope(monkeypatch: pytest.MonkeyPatch) -> Iterator[Scope]:
     try:
         yield the_scope
     finally:
-        the_scope.cleanup()
+        forced = the_scope.cleanup()
+        if forced:
+            warnings.warn(f"dipcrm left these behind; removed by force: {', '.join(forced)}")
 
 
 @pytest.fixture

@@ -206,10 +206,15 @@ class Scope:
                     self.dipcrm(port)
                 except subprocess.TimeoutExpired:
                     forced.append(f"dipcrm {port} timed out")
-        for pid, start in self._known:
-            if pid > 0 and start is not None and _start_time(pid) == start:
-                forced.append(f"process {pid}")
-                os.kill(pid, signal.SIGKILL)
+        known = {(pid, start) for pid, start in self._known if pid > 0 and start is not None}
+
+        def alive() -> Set[Tuple[int, Optional[str]]]:
+            return {(pid, start) for pid, start in known if _start_time(pid) == start}
+
+        wait_until(lambda: not alive(), timeout=10)  # dipcrm may return while the process exits
+        for pid, _ in alive():
+            forced.append(f"process {pid}")
+            os.kill(pid, signal.SIGKILL)
         for name in self.names:
             for kind, ident in sysv_objects(name):
                 forced.append(f"sysv {kind} {ident} of {name}")

@@ -178,8 +178,8 @@ def test_stats_count_this_clients_requests(server: Server) -> None:
 
 def test_the_context_manager_and_close_end_the_connection(server: Server) -> None:
     with client(server) as c:
-        assert not c.closed
-    assert c.closed
+        assert not c.closed and repr(c) == f"<dipc.Client 127.0.0.1:{server.port} open>"
+    assert c.closed and repr(c).endswith(" closed>")
     c.close()  # idempotent
     with pytest.raises(dipc.DipcConnectionError, match="closed"):
         c.read(0)

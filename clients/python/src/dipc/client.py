@@ -142,6 +142,9 @@ class Client:
     ) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"<dipc.Client {self._where} {'closed' if self._closed else 'open'}>"
+
     @property
     def closed(self) -> bool:
         """Whether the connection is closed (by `close()` or after an error that ends it)."""
