@@ -70,6 +70,10 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 #   man-db                   the man-page test renders docs/man with man;
 #   systemd                  the unit-file test checks Examples' unit with systemd-analyze.
 APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd
+# `make test-python` (part of `make test`): Debian's python3 with the venv module, and
+# what builds and checks clients/python offline: setuptools and wheel (the build
+# backend, --no-build-isolation), pytest, mypy.
+PYTHON_APT_PACKAGES := python3 python3-venv python3-setuptools python3-wheel python3-pytest python3-mypy
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
 # `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png,
@@ -89,7 +93,7 @@ endef
 
 .PHONY: all deps build release clean \
 	run stop \
-	test \
+	test test-python \
 	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak \
 	bench bench-backends bench-fairness bench-wakeup bench-access \
 	install install-files uninstall
@@ -132,6 +136,21 @@ stop:
 test: build
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
 	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+	@$(MAKE) --no-print-directory test-python
+
+# The Python package (clients/python): installed into a venv under .build from the
+# source tree, without the network (Debian's setuptools, --no-build-isolation
+# --no-index); mypy --strict on the installed package (py.typed) and the tests; then
+# its pytest suite against the servers in $(BIN). pytest fails on no tests run (exit 5)
+# and on missing servers (exit 4), so an empty run cannot pass.
+PYTHON_VENV := .build/python-venv
+test-python: build
+	$(call apt_install,$(PYTHON_APT_PACKAGES))
+	@test -x $(PYTHON_VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(PYTHON_VENV)
+	$(PYTHON_VENV)/bin/python -m pip install --quiet --no-build-isolation --no-index --no-deps --force-reinstall ./clients/python
+	cd clients/python && $(CURDIR)/$(PYTHON_VENV)/bin/python -m mypy --strict --cache-dir $(CURDIR)/.build/mypy-cache -p dipc
+	cd clients/python && $(CURDIR)/$(PYTHON_VENV)/bin/python -m mypy --strict --cache-dir $(CURDIR)/.build/mypy-cache tests ../../Examples/python/example.py
+	cd clients/python && DIPC_BIN=$(CURDIR)/$(BIN) $(CURDIR)/$(PYTHON_VENV)/bin/python -m pytest -p no:cacheprovider tests
 
 # ============================================================================
 # Checks: verify, fuzz, asan, tsan, soak
