@@ -12,10 +12,20 @@ import Synchronization
 /// connection flood to pile up hundreds of exiting threads behind `--max-clients`.
 /// So threads are joinable: one that finishes reports itself, and `start` joins every
 /// finished thread first (each join returns once that thread has exited), waiting for
-/// one to finish when `limit` threads are still alive.
+/// one to finish when `limit` threads are still alive. A joined thread can still be in
+/// the kernel for a while, so `start` also waits while the process as a whole has
+/// `processLimit` threads or more.
 final class ConnectionThreads: Sendable {
     /// Threads alive at once (running, or finished and not yet joined), at most.
     let limit: Int
+    /// The process's threads (counted by the kernel, whatever started them) at or above
+    /// which `start` waits before starting another.
+    let processLimit: Int
+    /// What a server adds to `--max-clients` for `processLimit`: below the SPEC's
+    /// `--max-clients` + 32, leaving room for the threads that are not connection
+    /// threads (main, accept loops, lingering closer, TLS rejections) and for accept
+    /// loops starting threads at the same moment.
+    static let processAllowance = 20
     /// What a server adds to `--max-clients` for `limit`: room for threads whose
     /// connection has ended (its slot free) and that are still exiting, so that a new
     /// connection rarely waits for one.
@@ -32,15 +42,19 @@ final class ConnectionThreads: Sendable {
     }
 
     private let state = Mutex(State())
+    private let processThreads: ProcessThreadCount
 
-    init(limit: Int) {
-        precondition(limit > 0, "a connection thread limit must be positive")
+    init(limit: Int, processLimit: Int) throws {
+        precondition(limit > 0 && processLimit > 0, "connection thread limits must be positive")
         self.limit = limit
+        self.processLimit = processLimit
+        processThreads = try ProcessThreadCount()
     }
 
     /// Joins the finished threads, then starts `body` on a new thread named "dipc-conn".
     func start(_ body: @escaping @Sendable () -> Void) throws {
         joinFinished(waitingForRoom: true)
+        waitForProcessRoom()
         state.withLock { $0.alive += 1 }
         do {
             _ = try startJoinableThread(name: "dipc-conn") { [self] in
@@ -70,6 +84,16 @@ final class ConnectionThreads: Sendable {
             if !finished.isEmpty { state.withLock { $0.alive -= finished.count } }
             guard waitingForRoom, full, monotonicSeconds() < deadline else { return }
             usleep(1_000)
+        }
+    }
+
+    /// Waits (at most `roomWaitSeconds`, joining finished threads meanwhile) while the
+    /// process has `processLimit` threads or more.
+    private func waitForProcessRoom() {
+        let deadline = monotonicSeconds() + Self.roomWaitSeconds
+        while let threads = processThreads.current(), threads >= processLimit, monotonicSeconds() < deadline {
+            usleep(1_000)
+            joinFinished()
         }
     }
 }

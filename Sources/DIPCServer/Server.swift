@@ -60,7 +60,8 @@ public final class Server: @unchecked Sendable {
         stagingBudget = StagingBudget(capacity: StagingBudget.capacity(
             megabytes: configuration.maxStagingMegabytes, mailboxSize: store.geometry.mailboxSize))
         lingeringCloser = try LingeringCloser(lingerSeconds: configuration.timeouts.lingeringCloseSeconds)
-        connectionThreads = ConnectionThreads(limit: configuration.maxClients + ConnectionThreads.exitingAllowance)
+        connectionThreads = try ConnectionThreads(limit: configuration.maxClients + ConnectionThreads.exitingAllowance,
+                                                  processLimit: configuration.maxClients + ConnectionThreads.processAllowance)
         var fds: [Int32] = [0, 0]
         try systemCall("pipe2") { cdipc_pipe_cloexec(&fds) }
         stopSignalFD = fds[0]
