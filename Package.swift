@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
         // Latency histograms for dipc-bench only.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // `dipc --metrics`: the swift-metrics API with Prometheus's text format as its backend.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C wrappers for what Swift cannot call (variadic semctl, futex, spawn with setsid).
@@ -58,6 +61,8 @@ let package = Package(
                 "DIPCCore", "DIPCProtocol", "DIPCRuntime", "CDIPCShims", "CDIPCOpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/DIPCServer"),
         // The backend registry: the one composition target that names the concrete backends.

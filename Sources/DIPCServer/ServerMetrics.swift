@@ -1,0 +1,151 @@
+import CoreMetrics
+import DIPCCore
+import DIPCProtocol
+import Glibc
+import Prometheus
+import Synchronization
+
+/// What one server exports on `--metrics` (docs/OPERATIONS.md "Monitoring" lists every
+/// metric): swift-metrics handles over a Prometheus registry of this server's own.
+///
+/// Every handle is made once, here; the request path only increments or records through
+/// them (an atomic add, or one short lock for a histogram). Figures `ServerStatistics`
+/// already counts for `s` (connections, bytes) are not counted again: `render` brings
+/// the Prometheus counters up to them at each scrape.
+///
+/// Thread-safe.
+final class ServerMetrics: Sendable {
+    /// The request kinds of the labels `kind="…"`.
+    enum RequestKind: Int, CaseIterable, Sendable {
+        case read, watch, write, push, take, info, stats, quit, authenticate
+
+        var label: String { "\(self)" }
+
+        init(_ request: Request) {
+            switch request {
+            case .read: self = .read
+            case .watch: self = .watch
+            case .write: self = .write
+            case .push: self = .push
+            case .consume: self = .take
+            case .info: self = .info
+            case .stats: self = .stats
+            case .quit: self = .quit
+            case .authenticate: self = .authenticate
+            }
+        }
+    }
+
+    /// Upper bounds of the latency histograms' buckets: 10 µs (a read on loopback takes
+    /// about that) to 10 s (long waits of `c`/`p`/watches end in `+Inf`).
+    static let latencyBuckets: [Duration] = [
+        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+        .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    ]
+
+    /// The registry `render` formats.
+    let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    private let requests: [CoreMetrics.Counter]
+    private let latencies: [CoreMetrics.Timer]
+    private let waiting: [CoreMetrics.Meter]
+    private let errors: [CoreMetrics.Counter]
+
+    // Brought up to `ServerStatistics` at each scrape.
+    private let accepted: CoreMetrics.Counter
+    private let rejected: CoreMetrics.Counter
+    private let bytesIn: CoreMetrics.Counter
+    private let bytesOut: CoreMetrics.Counter
+    private let connections: CoreMetrics.Gauge
+    private let stagingReserved: CoreMetrics.Gauge
+    private let stagingCapacity: CoreMetrics.Gauge
+    private let uptime: CoreMetrics.Gauge
+    private let scrapes: CoreMetrics.Counter
+    /// What the counters above were last brought up to (accepted, rejected, in, out).
+    private let exported = Mutex<[Int]>([0, 0, 0, 0])
+
+    init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = ServerMetrics.latencyBuckets
+        self.factory = factory
+        requests = RequestKind.allCases.map {
+            CoreMetrics.Counter(label: "dipc_requests_total", dimensions: [("kind", $0.label)], factory: factory)
+        }
+        latencies = RequestKind.allCases.map {
+            CoreMetrics.Timer(label: "dipc_request_duration_seconds", dimensions: [("kind", $0.label)], factory: factory)
+        }
+        waiting = [RequestKind.watch, .push, .take].map {
+            CoreMetrics.Meter(label: "dipc_waiting_requests", dimensions: [("kind", $0.label)], factory: factory)
+        }
+        errors = ErrorCode.allCases.map {
+            CoreMetrics.Counter(label: "dipc_errors_total", dimensions: [("code", $0.rawValue)], factory: factory)
+        }
+        accepted = CoreMetrics.Counter(label: "dipc_connections_accepted_total", factory: factory)
+        rejected = CoreMetrics.Counter(label: "dipc_connections_rejected_total", factory: factory)
+        bytesIn = CoreMetrics.Counter(label: "dipc_received_bytes_total", factory: factory)
+        bytesOut = CoreMetrics.Counter(label: "dipc_sent_bytes_total", factory: factory)
+        connections = CoreMetrics.Gauge(label: "dipc_connections", factory: factory)
+        stagingReserved = CoreMetrics.Gauge(label: "dipc_staging_bytes", factory: factory)
+        stagingCapacity = CoreMetrics.Gauge(label: "dipc_staging_capacity_bytes", factory: factory)
+        uptime = CoreMetrics.Gauge(label: "dipc_uptime_seconds", factory: factory)
+        scrapes = CoreMetrics.Counter(label: "dipc_metrics_scrapes_total", factory: factory)
+    }
+
+    /// Counts a request of `kind` whose reply was queued `nanoseconds` after the arrival
+    /// of its last byte (whatever its outcome: an `err` reply counts too).
+    func requestAnswered(_ kind: RequestKind, nanoseconds: Int64) {
+        requests[kind.rawValue].increment()
+        latencies[kind.rawValue].recordNanoseconds(nanoseconds)
+    }
+
+    /// Counts an `err CODE` reply sent.
+    func errorSent(_ code: ErrorCode) {
+        errors[ServerMetrics.errorIndex[code] ?? 0].increment()
+    }
+
+    private static let errorIndex: [ErrorCode: Int] = Dictionary(
+        uniqueKeysWithValues: ErrorCode.allCases.enumerated().map { ($0.element, $0.offset) })
+
+    /// The gauge of requests of `kind` now waiting (watch, push, take), or nil for a
+    /// kind that never waits.
+    func waitingGauge(_ kind: RequestKind) -> CoreMetrics.Meter? {
+        switch kind {
+        case .watch: return waiting[0]
+        case .push: return waiting[1]
+        case .take: return waiting[2]
+        default: return nil
+        }
+    }
+
+    /// The exposition page: the registry in Prometheus's text format, after bringing the
+    /// scrape-time figures up to date from `statistics` and `staging`.
+    func render(statistics: ServerStatistics, staging: StagingBudget) -> [UInt8] {
+        scrapes.increment()
+        let now = [statistics.accepted, statistics.rejected, statistics.bytesIn, statistics.bytesOut]
+            .map { $0.load(ordering: .relaxed) }
+        let counters = [accepted, rejected, bytesIn, bytesOut]
+        exported.withLock { last in
+            for index in now.indices where now[index] > last[index] {
+                counters[index].increment(by: now[index] - last[index])
+                last[index] = now[index]
+            }
+        }
+        connections.record(statistics.connections.load(ordering: .relaxed))
+        stagingReserved.record(staging.reservedBytes)
+        stagingCapacity.record(staging.capacity)
+        uptime.record(monotonicSeconds() - statistics.startedAt)
+        return registry.emitToBuffer()
+    }
+}
+
+/// Nanoseconds on the monotonic clock, for request latencies.
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    // CLOCK_MONOTONIC always exists on Linux: a failure is a bug.
+    precondition(clock_gettime(CLOCK_MONOTONIC, &now) == 0, "clock_gettime(CLOCK_MONOTONIC) failed")
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
