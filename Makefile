@@ -66,9 +66,10 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 #   tdb-tools                the tdb backend tests check files with tdbtool;
 #   netcat-openbsd           tests and examples that talk to the server with nc;
 #   python3                  Examples/python's test;
+#   python3-prometheus-client  the metrics tests check the --metrics page with its strict parser;
 #   man-db                   the man-page test renders docs/man with man;
 #   systemd                  the unit-file test checks Examples' unit with systemd-analyze.
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd python3-prometheus-client
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
 # `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png.
