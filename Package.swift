@@ -27,7 +27,10 @@ let package = Package(
         // BlockBackend, geometry, errors, syscall helpers, shared layout, coordinator.
         .target(
             name: "DIPCCore",
-            dependencies: ["CDIPCShims", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: [
+                "CDIPCShims", .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             path: "Sources/DIPCCore",
             // The coordinator's Promela model and its checker (make verify).
             exclude: ["Model"]),
@@ -48,7 +51,7 @@ let package = Package(
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
         // OpenSSL 3 (apt: libssl-dev; the Makefile installs it): TLS for the server and the clients.
         .systemLibrary(name: "CDIPCOpenSSL", path: "Sources/CDIPCOpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/TDB"),
+        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "CoreMetrics", package: "swift-metrics")], path: "Backends/TDB"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),

@@ -140,6 +140,21 @@ final class ServerMetrics: Sendable {
         uptime.record(monotonicSeconds() - statistics.startedAt)
         return registry.emitToBuffer()
     }
+
+    /// Points the process's global swift-metrics factory at this server's registry, once
+    /// per process (swift-metrics allows one bootstrap; later servers in the same process
+    /// keep the first one's), so that the backends' figures — coordinator waits, tdb
+    /// transactions — appear on the same page. Call before the store is opened.
+    func bootstrapProcessMetrics() {
+        ServerMetrics.bootstrapped.withLock { done in
+            guard !done else { return }
+            MetricsSystem.bootstrap(factory)
+            done = true
+        }
+        CoordinatorMetrics.prepare()
+    }
+
+    private static let bootstrapped = Mutex(false)
 }
 
 /// Nanoseconds on the monotonic clock, for request latencies.

@@ -12,7 +12,9 @@ import Logging
 /// 2. TCP listener: bound first, so that "port in use" leaves nothing behind.
 /// 2a. Unix listener (`--unix`): appended to `listeners`; stop removes its file. The
 ///    accept loops part serves every listener.
-/// 2b. metrics listener (`--metrics`): protected mode checked for its address, then bound.
+/// 2b. metrics listener (`--metrics`): protected mode checked for its address, then bound;
+///    the process's swift-metrics factory set to the server's registry before the store
+///    opens (the backends record through it).
 /// 3. runtime record: a crashed server's record set aside, and a first record written
 ///    before the store exists, so that `dipcrm` can clean up if this process dies
 ///    creating it. Stop: the record is withdrawn.
@@ -175,6 +177,7 @@ final class ServerParts {
             } catch {
                 throw StartupError("--metrics \(address): \(error)")
             }
+            metrics?.bootstrapProcessMetrics()
         }, stop: { [self] in
             if let metricsListener { closeDescriptor(metricsListener.fd) }
             metricsListener = nil
