@@ -72,6 +72,8 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd python3-prometheus-client
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
+# `make monitoring-check`: Debian's Prometheus scrapes a real `dipc --metrics`.
+MONITORING_APT_PACKAGES := prometheus curl
 # `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png.
 BENCH_APT_PACKAGES := memcached gnuplot-nox
 
@@ -89,7 +91,7 @@ endef
 .PHONY: all deps build release clean \
 	run stop \
 	test \
-	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak \
+	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak monitoring-check \
 	bench bench-backends bench-fairness bench-wakeup \
 	install install-files uninstall
 
@@ -201,6 +203,13 @@ soak: deps
 	@for b in $(SOAK_BACKENDS); do \
 	  .build/release/dipc-soak --bin .build/release --backend $$b --seconds $(SOAK_SECONDS) $(SOAK_ARGS) || exit 1; \
 	done
+
+# Debian's Prometheus (2.42) scrapes a running `dipc --metrics` with
+# Examples/monitoring/prometheus.yml and reports its 2 writes through its query API.
+# Not in `make test`: Prometheus takes 30-40 s to start and scrape on 2 busy cores.
+monitoring-check: build
+	$(call apt_install,$(MONITORING_APT_PACKAGES))
+	scripts/prometheus-scrape-check.sh $(BIN)
 
 # ============================================================================
 # Bench

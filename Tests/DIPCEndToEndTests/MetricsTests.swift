@@ -109,6 +109,56 @@ struct MetricsTests {
         }
     }
 
+    @Test("tdb: each committed transaction is timed", .requires(.tdbBackend))
+    func tdbTransactions() throws {
+        try withScope { scope in
+            let metricsPort = try freePort()
+            let server = try scope.start("tdb", options: ["--metrics", "127.0.0.1:\(metricsPort)"])
+            let c = try server.connect()
+            #expect(try c.request("w 0 1\nx") == "ok 1")  // the series exists from the first commit on
+            let before = try #require(try scrape(metricsPort)["dipc_tdb_transaction_seconds_count"])
+            for n in 2...6 { #expect(try c.request("w 0 1\nx") == "ok \(n)") }
+            #expect(try c.request("p 1 1\ny") == "ok 1")
+            #expect(try c.request("r 0") == "ok 1 6")
+            _ = try c.readBytes(1)
+            let after = try scrape(metricsPort)["dipc_tdb_transaction_seconds_count"]
+            #expect(after == before + 6, "5 writes and a push commit 6 transactions; a read commits none")
+        }
+    }
+
+    @Test("a read that waits for a held write lock is one coordinator wait")
+    func coordinatorWait() throws {
+        try withScope { scope in
+            let hold = scope.dir + "/hold-write-lock"
+            let metricsPort = try freePort()
+            let server = try scope.start(E2E.builtBackends[0], options: ["--metrics", "127.0.0.1:\(metricsPort)"],
+                                         extraEnv: ["DIPC_TEST_HOLD": "write-lock:0:\(hold)"])
+            var samples = try scrape(metricsPort)
+            #expect(samples["dipc_coordinator_wait_seconds_count{lock=\"read\"}"] == 0)
+            let writer = try server.connect()
+            try writer.send("w 0 1\nx")
+            // Debug builds only: a release build has no hold points and never announces.
+            try #require(waitUntil(timeout: 10) { IPC.exists(hold) }, "the write never paused holding its lock (a release build?)")
+            let reader = try server.connect()
+            try reader.send("r 0\n")
+            // The reader's thread sleeps on the mailbox's futex once it is queued.
+            try #require(waitUntil(timeout: 10) { threadsWaitingOnAFutex(server.pid) == 1 }, "the read never queued")
+            unlink(hold)
+            #expect(try writer.readLine() == "ok 1")
+            #expect(try reader.readLine() == "ok 1 1")
+            samples = try scrape(metricsPort)
+            #expect(samples["dipc_coordinator_wait_seconds_count{lock=\"read\"}"] == 1)
+            #expect(samples["dipc_coordinator_wait_seconds_count{lock=\"write\"}"] == 0)
+            #expect(samples["dipc_request_duration_seconds_count{kind=\"read\"}"] == 1)
+        }
+    }
+
+    /// Threads of `pid` asleep in a futex wait (the kernel's wait channel says so).
+    private func threadsWaitingOnAFutex(_ pid: pid_t) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.filter { procFile("/proc/\(pid)/task/\($0)/wchan")?.contains("futex") == true }.count
+    }
+
     @Test("the page parses with prometheus_client's strict text-format parser")
     func strictTextFormat() throws {
         if let missing = PrometheusParser.unavailable {
