@@ -78,9 +78,9 @@ enum PrometheusParser {
     /// `NAME TYPE SAMPLES` lines, or throws with the parser's error.
     static func families(of page: String) throws -> [String] {
         let script = """
-            import sys
+            from sys import stdin
             from prometheus_client.parser import text_string_to_metric_families
-            for family in text_string_to_metric_families(sys.stdin.read()):
+            for family in text_string_to_metric_families(stdin.read()):
                 print(family.name, family.type, len(family.samples))
             """
         let r = try runProcess(python, ["-c", script], env: [:], stdin: Array(page.utf8), timeout: 30)
