@@ -67,15 +67,18 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 #   tdb-tools                the tdb backend tests check files with tdbtool;
 #   netcat-openbsd           tests and examples that talk to the server with nc;
 #   python3                  Examples/python's test;
+#   python3-prometheus-client  the metrics tests check the --metrics page with its strict parser;
 #   man-db                   the man-page test renders docs/man with man;
 #   systemd                  the unit-file test checks Examples' unit with systemd-analyze.
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd python3-prometheus-client
 # `make test-python` (part of `make test`): Debian's python3 with the venv module, and
 # what builds and checks clients/python offline: setuptools and wheel (the build
 # backend, --no-build-isolation), pytest, mypy.
 PYTHON_APT_PACKAGES := python3 python3-venv python3-setuptools python3-wheel python3-pytest python3-mypy
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
+# `make monitoring-check`: Debian's Prometheus scrapes a real `dipc --metrics`.
+MONITORING_APT_PACKAGES := prometheus curl
 # `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png,
 # redis-server (Redis 7, with TLS) the reference for `make bench-access`.
 BENCH_APT_PACKAGES := memcached gnuplot-nox redis-server
@@ -94,7 +97,7 @@ endef
 .PHONY: all deps build release clean \
 	run stop \
 	test test-python \
-	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak \
+	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak monitoring-check \
 	bench bench-backends bench-fairness bench-wakeup bench-access \
 	install install-files uninstall
 
@@ -221,6 +224,13 @@ soak: deps
 	@for b in $(SOAK_BACKENDS); do \
 	  .build/release/dipc-soak --bin .build/release --backend $$b --seconds $(SOAK_SECONDS) $(SOAK_ARGS) || exit 1; \
 	done
+
+# Debian's Prometheus (2.42) scrapes a running `dipc --metrics` with
+# Examples/monitoring/prometheus.yml and reports its 2 writes through its query API.
+# Not in `make test`: Prometheus takes 30-40 s to start and scrape on 2 busy cores.
+monitoring-check: build
+	$(call apt_install,$(MONITORING_APT_PACKAGES))
+	scripts/prometheus-scrape-check.sh $(BIN)
 
 # ============================================================================
 # Bench

@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
         // Latency histograms for dipc-bench only.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // `dipc --metrics`: the swift-metrics API with Prometheus's text format as its backend.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C wrappers for what Swift cannot call (variadic semctl, futex, spawn with setsid).
@@ -24,7 +27,10 @@ let package = Package(
         // BlockBackend, geometry, errors, syscall helpers, shared layout, coordinator.
         .target(
             name: "DIPCCore",
-            dependencies: ["CDIPCShims", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: [
+                "CDIPCShims", .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             path: "Sources/DIPCCore",
             // The coordinator's Promela model and its checker (make verify).
             exclude: ["Model"]),
@@ -45,7 +51,7 @@ let package = Package(
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
         // OpenSSL 3 (apt: libssl-dev; the Makefile installs it): TLS for the server and the clients.
         .systemLibrary(name: "CDIPCOpenSSL", path: "Sources/CDIPCOpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/TDB"),
+        .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "CoreMetrics", package: "swift-metrics")], path: "Backends/TDB"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),
@@ -58,6 +64,8 @@ let package = Package(
                 "DIPCCore", "DIPCProtocol", "DIPCRuntime", "CDIPCShims", "CDIPCOpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/DIPCServer"),
         // The backend registry: the one composition target that names the concrete backends.

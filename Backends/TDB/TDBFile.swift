@@ -183,6 +183,7 @@ enum TDB {
                                _ body: () throws -> (commit: Bool, result: R)) throws -> R {
         // The context may be shared by backends opened with and without --sync.
         if sync { tdb_remove_flags(tdb, UInt32(TDB_NOSYNC)) } else { tdb_add_flags(tdb, UInt32(TDB_NOSYNC)) }
+        let started = TDBMetrics.now()
         errno = 0
         guard tdb_transaction_start(tdb) == 0 else { throw failure("tdb_transaction_start", tdb, path: path) }
         let outcome: (commit: Bool, result: R)
@@ -204,6 +205,7 @@ enum TDB {
             if tdb_transaction_active(tdb) { tdb_transaction_cancel(tdb) }
             throw error
         }
+        TDBMetrics.recordCommit(since: started)
         return outcome.result
     }
 

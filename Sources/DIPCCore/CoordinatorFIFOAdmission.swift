@@ -10,6 +10,8 @@ extension Coordinator {
         var ticket = record.takeTicket()
         record.addTicketHolder(slot)
         var lastCheck = monotonicNanoseconds()
+        let arrival = lastCheck
+        var waited = false
         while true {
             if record.epoch != epoch {
                 // Tickets were voided by a recovery: queue again.
@@ -29,8 +31,10 @@ extension Coordinator {
                 if wake { record.bumpWake() }
                 record.mutex.unlock()
                 if wake { Futex.wakeAll(record.wakePointer) }
+                if waited { CoordinatorMetrics.recordWait(exclusive: exclusive, since: arrival) }
                 return
             }
+            waited = true
             try sleep(record, lastCheck: &lastCheck)
         }
     }

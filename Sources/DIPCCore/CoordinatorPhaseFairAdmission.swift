@@ -15,11 +15,13 @@ extension Coordinator {
         let phase = record.phase
         record.addBlockedReader(slot)
         var lastCheck = monotonicNanoseconds()
+        let arrival = lastCheck
         // The admitting writer already counted this reader in the read holds.
         while record.phase == phase {
             try sleep(record, lastCheck: &lastCheck)
         }
         record.mutex.unlock()
+        CoordinatorMetrics.recordWait(exclusive: false, since: arrival)
     }
 
     func phaseFairAcquireWrite(_ record: CoordinatorRecord) throws {
@@ -28,6 +30,8 @@ extension Coordinator {
         var ticket = record.takeTicket()
         record.addTicketHolder(slot)
         var lastCheck = monotonicNanoseconds()
+        let arrival = lastCheck
+        var waited = false
         while true {
             if record.epoch != epoch {
                 epoch = record.epoch
@@ -38,8 +42,10 @@ extension Coordinator {
                 record.removeTicketHolder(slot)
                 record.writer = writerTag
                 record.mutex.unlock()
+                if waited { CoordinatorMetrics.recordWait(exclusive: true, since: arrival) }
                 return
             }
+            waited = true
             try sleep(record, lastCheck: &lastCheck)
         }
     }

@@ -24,6 +24,9 @@ final class Connection: @unchecked Sendable {
     /// Bytes of the server's staging budget this connection holds for the request whose
     /// data it is receiving (0 when none); see `admitStagedData`.
     @exclusivity(unchecked) private var staged = 0
+    /// With `--metrics`: when (monotonic nanoseconds) the last packet arrived, so the
+    /// latest request's last byte; 0 without (no clock is read).
+    @exclusivity(unchecked) private var lastArrival: Int64 = 0
     private var store: any MailboxStore { server.store }
     private var packetSize: Int { server.configuration.packetSize }
 
@@ -75,7 +78,7 @@ final class Connection: @unchecked Sendable {
                 case let .failure(error):
                     next = fail(error)
                 case let .request(request):
-                    next = execute(request)
+                    next = server.metrics == nil ? execute(request) : executeMeasured(request)
                 }
                 releaseStagedData()  // the result ends the request that held it
                 if next != .keepOpen { return next }
@@ -109,6 +112,7 @@ final class Connection: @unchecked Sendable {
             }
             if count == 0 { return .drop }  // peer closed: a partial request is dropped unapplied
             server.statistics.bytesIn.add(count)
+            if server.metrics != nil { lastArrival = monotonicNanoseconds() }
             receiveBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
         }
     }
@@ -177,6 +181,7 @@ final class Connection: @unchecked Sendable {
 
     private func fail(_ error: ProtocolError) -> Next {
         server.statistics.errors.add(1)
+        server.metrics?.errorSent(error.code)
         outgoing.append(contentsOf: error.encoded)
         return error.closesConnection ? .close : .keepOpen
     }
@@ -190,6 +195,19 @@ final class Connection: @unchecked Sendable {
     }
 
     // MARK: requests
+
+    /// `execute` for `--metrics`: counts the request by kind, records the time from its
+    /// last byte's arrival to its reply, and counts it as waiting while it may wait.
+    private func executeMeasured(_ request: Request) -> Next {
+        guard let metrics = server.metrics else { return execute(request) }
+        let kind = ServerMetrics.RequestKind(request)
+        let waiting = request.mayWait ? metrics.waitingGauge(kind) : nil
+        waiting?.increment()
+        let next = execute(request)
+        waiting?.decrement()
+        metrics.requestAnswered(kind, nanoseconds: monotonicNanoseconds() - lastArrival)
+        return next
+    }
 
     private func execute(_ request: Request) -> Next {
         // Earlier replies go out before a request that may wait, and outside the store.

@@ -17,6 +17,8 @@ public final class Server: @unchecked Sendable {
     let store: any MailboxStore
     let logger: Logger
     let statistics = ServerStatistics()
+    /// `--metrics`: what the connections record for the Prometheus page; nil without.
+    let metrics: ServerMetrics?
     /// The token connections must present (and, with TLS, the TLS context).
     let access: ServerAccess
     /// Every listener gets its own accept loop (TCP today; TLS or a Unix socket would be more).
@@ -49,9 +51,10 @@ public final class Server: @unchecked Sendable {
     /// A server that will accept on every one of `listeners` (the caller's to close
     /// after `stop`) and enter `store` only through `storeGate`.
     init(configuration: ServerConfiguration, listeners: [ListeningSocket], store: any MailboxStore, storeGate: StoreGate,
-         access: ServerAccess = .open, logger: Logger) throws {
+         access: ServerAccess = .open, metrics: ServerMetrics? = nil, logger: Logger) throws {
         precondition(!listeners.isEmpty, "a server needs a listener")
         self.configuration = configuration
+        self.metrics = metrics
         self.access = access
         self.store = store
         self.storeGate = storeGate

@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     public var backendName: String
     /// `--auth-file`, `--tls-*`, `--unix`, `--insecure` (checked at start-up).
     public var access = AccessConfiguration()
+    /// `--metrics ADDR:PORT`: where the Prometheus page is served; nil (the default) for none.
+    public var metrics: MetricsAddress?
 
     public init(bindAddress: String, port: Int, packetSize: Int, maxClients: Int, ioTimeoutSeconds: Int, backendName: String) {
         self.bindAddress = bindAddress

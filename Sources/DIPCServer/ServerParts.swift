@@ -12,6 +12,9 @@ import Logging
 /// 2. TCP listener: bound first, so that "port in use" leaves nothing behind.
 /// 2a. Unix listener (`--unix`): appended to `listeners`; stop removes its file. The
 ///    accept loops part serves every listener.
+/// 2b. metrics listener (`--metrics`): protected mode checked for its address, then bound;
+///    the process's swift-metrics factory set to the server's registry before the store
+///    opens (the backends record through it).
 /// 3. runtime record: a crashed server's record set aside, and a first record written
 ///    before the store exists, so that `dipcrm` can clean up if this process dies
 ///    creating it. Stop: the record is withdrawn.
@@ -23,6 +26,8 @@ import Logging
 /// 7. accept loops: last, so that no connection is admitted before start-up is complete
 ///    and none uses a store that a failed start-up detaches. Stop: the server stops
 ///    accepting, answers idle connections `err shutdown`, and waits out the grace period.
+/// 8. metrics endpoint (`--metrics`): its one thread, started once the server it reports
+///    on runs, and stopped (joined) before that server stops.
 ///
 /// The store is used here and in `Server` only; this class touches only its
 /// description (the runtime record's fields) and `detach`.
@@ -40,17 +45,23 @@ final class ServerParts {
     /// What the access part loaded (token, TLS context).
     private var access = ServerAccess.open
     private var unixSocket: UnixListeningSocket?
+    /// `--metrics`: the server's metrics (nil without), its listener and its endpoint.
+    private let metrics: ServerMetrics?
+    private var metricsListener: ListeningSocket?
+    private var metricsEndpoint: MetricsEndpoint?
 
     init(request: LaunchRequest, records: RecordKeeper, logger: Logger, openStore: @escaping () throws -> any MailboxStore) {
         self.request = request
         self.records = records
         self.logger = logger
         self.openStore = openStore
+        metrics = request.configuration.metrics == nil ? nil : ServerMetrics()
     }
 
     /// The parts in start order (see the type's documentation).
     var all: [LifecyclePart] {
-        [stopSignals, accessChecks, tcpListener, unixListener, runtimeRecord, sharedStore, servingRecord, gate, acceptLoops]
+        [stopSignals, accessChecks, tcpListener, unixListener, metricsBinding, runtimeRecord, sharedStore, servingRecord,
+         gate, acceptLoops, metricsServing]
     }
 
     private var configuration: ServerConfiguration { request.configuration }
@@ -147,12 +158,47 @@ final class ServerParts {
         LifecyclePart("accept loops", start: { [self] in
             guard let store else { preconditionFailure("the store part starts before the accept loops") }
             let server = try Server(configuration: configuration, listeners: listeners, store: store,
-                                    storeGate: storeGate, access: access, logger: logger)
+                                    storeGate: storeGate, access: access, metrics: metrics, logger: logger)
             try server.start()
             self.server = server
         }, stop: { [self] in
             server?.stop()
             server = nil
+            return .stopped
+        })
+    }
+
+    private var metricsBinding: LifecyclePart {
+        LifecyclePart("metrics listener", start: { [self] in
+            guard let address = configuration.metrics else { return }
+            do {
+                try BindAddress.check(address.host, access: configuration.access)
+                metricsListener = try ListeningSocket(address: address.host, port: address.port)
+            } catch {
+                throw StartupError("--metrics \(address): \(error)")
+            }
+            metrics?.bootstrapProcessMetrics()
+        }, stop: { [self] in
+            if let metricsListener { closeDescriptor(metricsListener.fd) }
+            metricsListener = nil
+            return .stopped
+        })
+    }
+
+    private var metricsServing: LifecyclePart {
+        LifecyclePart("metrics endpoint", start: { [self] in
+            guard let metricsListener, let metrics else { return }
+            guard let server else { preconditionFailure("the accept loops part starts before the metrics endpoint") }
+            let endpoint = try MetricsEndpoint(
+                listener: metricsListener, ioTimeoutSeconds: configuration.ioTimeoutSeconds, closer: server.lingeringCloser,
+                render: { [statistics = server.statistics, staging = server.stagingBudget] in
+                    metrics.render(statistics: statistics, staging: staging)
+                })
+            try endpoint.start()
+            metricsEndpoint = endpoint
+        }, stop: { [self] in
+            metricsEndpoint?.stop()
+            metricsEndpoint = nil
             return .stopped
         })
     }

@@ -37,6 +37,9 @@ struct DIPCCommand: ParsableCommand {
     @Option(help: "Also require a client certificate that this PEM CA bundle verifies (mutual TLS; needs --tls-cert).") var tlsCa: String?
     @Option(help: "Also listen on a Unix-domain socket at this path (mode 0600).") var unix: String?
     @Flag(help: "Allow a --bind address beyond loopback with neither --auth-file nor --tls-ca.") var insecure = false
+    @Option(help: ArgumentHelp(
+        "Serve Prometheus metrics on http://ADDR:PORT/metrics (off by default; beyond loopback only as --bind allows).",
+        valueName: "addr:port")) var metrics: String?
 
     func validate() throws {
         _ = try LaunchArguments(command: self).resolve()

@@ -44,6 +44,7 @@ struct LaunchArguments {
             ioTimeoutSeconds: ioTimeout, backendName: command.backend)
         configuration.access = access()
         configuration.maxStagingMegabytes = maxStagingMB
+        configuration.metrics = try metricsAddress()
         let request = LaunchRequest(
             configuration: configuration, storeName: name, geometry: geometry, policy: policy,
             foreground: command.foreground, recordFields: store.recordFields)
@@ -60,6 +61,15 @@ struct LaunchArguments {
         access.tlsClientCA = command.tlsCa
         access.insecure = command.insecure
         return access
+    }
+
+    /// `--metrics ADDR:PORT`, or nil when not given.
+    private func metricsAddress() throws -> MetricsAddress? {
+        guard let text = command.metrics else { return nil }
+        guard let address = MetricsAddress(parsing: text) else {
+            throw ValidationError("--metrics must be ADDR:PORT (an IPv6 address in brackets) with a port of 1-65535, not \"\(text)\"")
+        }
+        return address
     }
 
     /// `text` as a number in `1...max`, or a one-line error naming `what`.

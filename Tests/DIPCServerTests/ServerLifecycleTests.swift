@@ -57,8 +57,9 @@ import Testing
         #expect(journal.entries == ["start a", "start b", "start c", "stop c", "stop b"])
     }
 
-    /// The server's own parts: the accept loops start last (no connection is admitted
-    /// before start-up is complete) and the store gate stops before the store detaches.
+    /// The server's own parts: the accept loops start last but for the metrics endpoint,
+    /// which reports on the running server (no connection is admitted before start-up is
+    /// complete), and the store gate stops before the store detaches.
     @Test func theAcceptLoopsStartLastAndTheGateClosesBeforeTheStoreDetaches() throws {
         let configuration = ServerConfiguration(bindAddress: "127.0.0.1", port: 1, packetSize: 1024, maxClients: 1,
                                                 ioTimeoutSeconds: 1, backendName: "memory")
@@ -67,7 +68,8 @@ import Testing
         let parts = ServerParts(request: request, records: RecordKeeper(runtime: RuntimeDirectory(path: "/nonexistent"), port: 1),
                                 logger: .init(label: "test"), openStore: { throw PartFailed() })
         let names = ServerLifecycle(parts.all).partNames
-        #expect(names.last == "accept loops")
+        #expect(names.suffix(2) == ["accept loops", "metrics endpoint"])
+        #expect(try #require(names.firstIndex(of: "metrics listener")) < names.firstIndex(of: "runtime record")!)
         let store = try #require(names.firstIndex(of: "store"))
         let gate = try #require(names.firstIndex(of: "store gate"))
         let servingRecord = try #require(names.firstIndex(of: "serving record"))
