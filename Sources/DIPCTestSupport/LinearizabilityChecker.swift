@@ -5,8 +5,8 @@
 /// a queue mailbox (`p`/`c`) is a FIFO whose VERSION counts pushes and takes. VERSION
 /// is the order of a mailbox's changes, so instead of searching all orders
 /// (exponential) the checker reads the order off the replies and checks it, in
-/// O(n log n) per mailbox (plus O(e·d) for `e` empty answers and `d` deliveries, and
-/// O(u·d) for `u` undelivered messages after a drain).
+/// O(n log n) per mailbox (plus O(u·d) for `u` undelivered messages and `d`
+/// deliveries after a drain; `u` is at most the number of takes of unknown outcome).
 ///
 /// Checked, for a register:
 /// - acknowledged writes have distinct VERSIONs above the initial one (two writes with

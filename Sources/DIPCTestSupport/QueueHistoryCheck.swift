@@ -111,12 +111,24 @@ enum QueueHistoryCheck {
         }
 
         // `err empty` while a message was certainly there: acknowledged as pushed before
-        // the empty take was invoked, taken by a take invoked after it replied.
-        for (e, op) in ops.enumerated() where op.kind == .take && op.result == .empty {
-            guard let replied = op.replied else { continue }
-            if let delivery = deliveries.first(where: {
-                (ops[$0.push].completed.map { $0 < op.invoked } ?? false) && ops[$0.take].invoked > replied
-            }) {
+        // the empty take was invoked, taken by a take invoked after it replied. Sweep the
+        // empty answers by reply time, latest first, keeping the earliest-pushed
+        // delivery among those whose take was invoked after it.
+        let byTakeInvocation = deliveries.sorted { ops[$0.take].invoked > ops[$1.take].invoked }
+        let emptyAnswers = ops.indices
+            .filter { ops[$0].kind == .take && ops[$0].result == .empty && ops[$0].replied != nil }
+            .sorted { ops[$0].replied! > ops[$1].replied! }
+        var next = 0
+        var earliestPushed: (time: UInt64, delivery: Delivery)? = nil
+        for e in emptyAnswers {
+            while next < byTakeInvocation.count && ops[byTakeInvocation[next].take].invoked > ops[e].replied! {
+                let delivery = byTakeInvocation[next]
+                if let time = ops[delivery.push].completed, earliestPushed == nil || time < earliestPushed!.time {
+                    earliestPushed = (time, delivery)
+                }
+                next += 1
+            }
+            if let (time, delivery) = earliestPushed, time < ops[e].invoked {
                 report(.emptyWhileNotEmpty, [delivery.push, e, delivery.take], "the message was pushed (acknowledged) before the take was invoked and taken by another take invoked after it answered empty, so it was in the queue all along")
             }
         }
