@@ -19,8 +19,9 @@ import Glibc
 ///    Every request is recorded (`HistoryRecorder`): `ok` as acknowledged, `err empty`
 ///    as empty, `err unavailable ... outcome unknown`, `err internal`, a dropped
 ///    connection or a protocol violation as unknown outcome, any other `err` as failed.
-///    A client whose connection drops reconnects to the same endpoint, and moves to the
-///    next one when it cannot connect (a killed server).
+///    A client whose connection drops reconnects to the same endpoint; it moves to the
+///    next one when it cannot connect (a killed server) or is answered
+///    `err unavailable` (a server cut off from its store).
 /// 3. Meanwhile, on the calling thread, each fault runs once at its time (seconds after
 ///    the clients started, in order); what it throws is kept in `Run.faultErrors`.
 /// 4. Once every client has stopped (an in-flight request ends within
@@ -276,6 +277,8 @@ private struct ClientSession {
         }
         recorder.complete(ticket, result)
         if !connection.isOpen { open = nil }
+        if case .failed(let why) = result, why.hasPrefix("unavailable") { moveOn() }
+        if case .unknown(let why) = result, why.hasPrefix("unavailable") { moveOn() }
         return result
     }
 
@@ -295,6 +298,12 @@ private struct ClientSession {
         case .protocolViolation(let text):
             return .unknown("protocol violation: \(text)")
         }
+    }
+
+    /// Leaves this endpoint (it cannot reach its store): the next request goes to the next one.
+    private mutating func moveOn() {
+        close()
+        endpointIndex = (endpointIndex + 1) % workload.endpoints.count
     }
 
     mutating func close() {
