@@ -14,8 +14,9 @@ import Glibc
 /// 2. `clientsPerEndpoint` clients per endpoint, one thread and one connection each
 ///    (client i starts on endpoint i mod n), send random requests for `seconds`:
 ///    on a register mailbox `r` or `w` (even odds), on a queue `p` or `c` (even odds;
-///    `c` waits a random element of `takeWaitsMilliseconds`). Values are unique:
-///    `c<client>-<sequence>` plus random padding up to `maxPadding` bytes.
+///    `c` waits a random element of `takeWaitsMilliseconds`). Values are unique, also
+///    across runs on a store that persists: `RUN:c<client>-<sequence>` (RUN random per
+///    run) plus random padding up to `maxPadding` bytes.
 ///    Every request is recorded (`HistoryRecorder`): `ok` as acknowledged, `err empty`
 ///    as empty, `err unavailable ... outcome unknown`, `err internal`, a dropped
 ///    connection or a protocol violation as unknown outcome, any other `err` as failed.
@@ -103,8 +104,9 @@ public struct HistoryWorkload: Sendable {
         let clients = endpoints.count * clientsPerEndpoint
         let start = recorder.now()
         let stop = start + nanoseconds(seconds)
+        let runTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let threads = (0..<clients).map { client in
-            SpawnedThread { [self] in runClient(client, recorder: recorder, until: stop) }
+            SpawnedThread { [self] in runClient(client, runTag: runTag, recorder: recorder, until: stop) }
         }
         var injected: [String] = [], errors: [String] = [], times: [UInt64] = []
         for fault in faults.sorted(by: { $0.at < $1.at }) {
@@ -178,7 +180,7 @@ public struct HistoryWorkload: Sendable {
     // MARK: clients
 
     /// One client's loop; returns its failed connection attempts.
-    private func runClient(_ client: Int, recorder: HistoryRecorder, until stop: UInt64) -> Int {
+    private func runClient(_ client: Int, runTag: String, recorder: HistoryRecorder, until stop: UInt64) -> Int {
         var random = SplitMix64(seed: seed &+ UInt64(client) &* 0x9E37_79B9)
         var session = ClientSession(workload: self, endpointIndex: client % endpoints.count)
         let mailboxes = registers + queues
@@ -192,7 +194,7 @@ public struct HistoryWorkload: Sendable {
             if kind == .write || kind == .push {
                 sequence += 1
                 let padding = maxPadding > 0 ? Int(random.next() % UInt64(maxPadding + 1)) : 0
-                argument = "c\(client)-\(sequence)" + (padding > 0 ? "." + String(repeating: "x", count: padding) : "")
+                argument = "\(runTag):c\(client)-\(sequence)" + (padding > 0 ? "." + String(repeating: "x", count: padding) : "")
             }
             let wait = kind == .take ? takeWaitsMilliseconds[Int(random.next() % UInt64(takeWaitsMilliseconds.count))] : 0
             _ = session.perform(kind, mailbox: mailbox, client: client, argument: argument, wait: wait, on: connection, recorder: recorder)
