@@ -19,6 +19,9 @@ public struct HistoryOperation: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable, Equatable {
         /// `r N`: the register's value and VERSION.
         case read = "r"
+        /// `r N VERSION WAIT_MS` (a watch): a read answered when the VERSION passed the
+        /// one given or the wait ended; checked as a read at its reply.
+        case watch = "r-wait"
         /// `w N`: replaces the register's value; replies the new VERSION.
         case write = "w"
         /// `p N`: appends a message to the queue; replies the new VERSION.
@@ -27,7 +30,10 @@ public struct HistoryOperation: Sendable, Equatable, CustomStringConvertible {
         case take = "c"
 
         /// True for the kinds that change the mailbox (and so take a VERSION of their own).
-        public var isChange: Bool { self != .read }
+        public var isChange: Bool { self != .read && self != .watch }
+
+        /// True for `r` and watches: they return the value and VERSION of a register.
+        public var isRead: Bool { self == .read || self == .watch }
     }
 
     /// What the reply said.
@@ -47,7 +53,7 @@ public struct HistoryOperation: Sendable, Equatable, CustomStringConvertible {
     public var client: Int
     public var mailbox: Int
     public var kind: Kind
-    /// What a `w` or `p` sent; nil for `r` and `c`.
+    /// What a `w` or `p` sent; for a watch, "VERSION WAIT_MS"; nil for `r` and `c`.
     public var argument: String?
     /// Monotonic nanoseconds before the request was sent.
     public var invoked: UInt64

@@ -13,7 +13,8 @@ import Glibc
 ///    empty. Nothing else may use these mailboxes until `run()` returns.
 /// 2. `clientsPerEndpoint` clients per endpoint, one thread and one connection each
 ///    (client i starts on endpoint i mod n), send random requests for `seconds`:
-///    on a register mailbox `r` or `w` (even odds), on a queue `p` or `c` (even odds;
+///    on a register mailbox `w` (1/2), `r` (1/4) or a watch (1/4: `r N V WAIT_MS` from
+///    the highest VERSION this client saw there), on a queue `p` or `c` (even odds;
 ///    `c` waits a random element of `takeWaitsMilliseconds`). Values are unique, also
 ///    across runs on a store that persists: `RUN:c<client>-<sequence>` (RUN random per
 ///    run) plus random padding up to `maxPadding` bytes.
@@ -83,6 +84,9 @@ public struct HistoryWorkload: Sendable {
     public var faults: [Fault] = []
     /// Each `c`'s WAIT_MS is chosen among these.
     public var takeWaitsMilliseconds: [Int] = [0, 0, 0, 20]
+    /// WAIT_MS of watches (`r N VERSION WAIT_MS` from the highest VERSION the client saw
+    /// there); 0: no watches, plain reads instead.
+    public var watchWaitMilliseconds: Int = 20
     public var maxPadding: Int = 48
     /// Bound on one request's send and reply (DIPCConnection's timeout).
     public var requestTimeoutSeconds: Double = 10
@@ -185,19 +189,30 @@ public struct HistoryWorkload: Sendable {
         var session = ClientSession(workload: self, endpointIndex: client % endpoints.count)
         let mailboxes = registers + queues
         var sequence = 0
+        /// The highest VERSION this client saw per register: where its watches start.
+        var seen: [Int: UInt64] = [:]
         while recorder.now() < stop {
             guard let connection = session.connection() else { continue }
             let mailbox = mailboxes[Int(random.next() % UInt64(mailboxes.count))]
-            let coin = random.next() % 2 == 0
-            let kind: HistoryOperation.Kind = registers.contains(mailbox) ? (coin ? .read : .write) : (coin ? .push : .take)
+            let draw = random.next() % 4
+            let kind: HistoryOperation.Kind
+            if registers.contains(mailbox) {
+                kind = draw < 2 ? .write : (draw == 2 || watchWaitMilliseconds == 0 ? .read : .watch)
+            } else {
+                kind = draw < 2 ? .push : .take
+            }
             var argument: String? = nil
+            if kind == .watch { argument = "\(seen[mailbox] ?? 0) \(watchWaitMilliseconds)" }
             if kind == .write || kind == .push {
                 sequence += 1
                 let padding = maxPadding > 0 ? Int(random.next() % UInt64(maxPadding + 1)) : 0
                 argument = "\(runTag):c\(client)-\(sequence)" + (padding > 0 ? "." + String(repeating: "x", count: padding) : "")
             }
             let wait = kind == .take ? takeWaitsMilliseconds[Int(random.next() % UInt64(takeWaitsMilliseconds.count))] : 0
-            _ = session.perform(kind, mailbox: mailbox, client: client, argument: argument, wait: wait, on: connection, recorder: recorder)
+            let result = session.perform(
+                kind, mailbox: mailbox, client: client, argument: argument, wait: kind == .watch ? watchWaitMilliseconds : wait,
+                after: seen[mailbox] ?? 0, on: connection, recorder: recorder)
+            if case .ok(_, let version) = result, registers.contains(mailbox) { seen[mailbox] = max(seen[mailbox] ?? 0, version) }
         }
         session.close()
         return session.failedConnects
@@ -254,7 +269,7 @@ private struct ClientSession {
 
     /// Sends one request on `connection`, recorded from invocation to reply.
     mutating func perform(
-        _ kind: HistoryOperation.Kind, mailbox: Int, client: Int, argument: String?, wait: Int,
+        _ kind: HistoryOperation.Kind, mailbox: Int, client: Int, argument: String?, wait: Int, after: UInt64 = 0,
         on connection: DIPCConnection, recorder: HistoryRecorder
     ) -> HistoryOperation.Result {
         let ticket = recorder.invoke(client: client, mailbox: mailbox, kind: kind, argument: argument)
@@ -263,6 +278,9 @@ private struct ClientSession {
             switch kind {
             case .read:
                 let message = try connection.read(mailbox)
+                result = .ok(value: String(decoding: message.data, as: UTF8.self), version: message.version)
+            case .watch:
+                let message = try connection.watch(mailbox, after: after, waitMilliseconds: wait)
                 result = .ok(value: String(decoding: message.data, as: UTF8.self), version: message.version)
             case .write:
                 result = .ok(value: nil, version: try connection.write(mailbox, Array((argument ?? "").utf8)))

@@ -1,7 +1,7 @@
 /// Decides whether a recorded history (`OperationHistory`) of DIPC mailboxes is
 /// linearizable (SPEC §3, §4), mailbox by mailbox, and says why when it is not.
 ///
-/// A register mailbox (`r`/`w`) holds one value and a VERSION that counts its changes;
+/// A register mailbox (`r`/`w`, and watches: checked as reads) holds one value and a VERSION that counts its changes;
 /// a queue mailbox (`p`/`c`) is a FIFO whose VERSION counts pushes and takes. VERSION
 /// is the order of a mailbox's changes, so instead of searching all orders
 /// (exponential) the checker reads the order off the replies and checks it, in
@@ -51,8 +51,8 @@
 ///   unknown push that was seen, and each undelivered message gets a change of unknown
 ///   outcome under its own necessary condition, but one change could be counted for
 ///   two of these needs (e.g. for a gap and for removing a message);
-/// - `err full` answers (capacity depends on message sizes), watches (`r N V WAIT`),
-///   `r` on queues, and what VERSION a `c` reports beyond ordering;
+/// - `err full` answers (capacity depends on message sizes), whether a watch waited as
+///   long as it should have (it is checked as a plain read), `r` on queues;
 /// - reads of unknown outcome, and failed operations (they impose nothing);
 /// - mailboxes used both as register and queue (reported `.unsupported`), queues that
 ///   do not start empty, and values that are not unique (reported `.unsupported`).
@@ -84,7 +84,7 @@ public enum LinearizabilityChecker {
     public static func check(_ history: OperationHistory, expectDrainedQueues: Bool = false) -> Report {
         var report = Report(violations: [], operationsChecked: history.operations.count, registers: [], queues: [])
         for (mailbox, operations) in history.operationsByMailbox.sorted(by: { $0.key < $1.key }) {
-            let usesRegister = operations.contains { $0.kind == .read || $0.kind == .write }
+            let usesRegister = operations.contains { $0.kind.isRead || $0.kind == .write }
             let usesQueue = operations.contains { $0.kind == .push || $0.kind == .take }
             let initial = history.initialState(of: mailbox)
             if usesRegister && usesQueue {

@@ -34,6 +34,11 @@ public struct OperationHistory: Sendable, Equatable {
     /// The operations on each mailbox, in recording order.
     public var operationsByMailbox: [Int: [HistoryOperation]] { Dictionary(grouping: operations, by: \.mailbox) }
 
+    /// How many operations of each kind, e.g. `["r": 300, "w": 310, ...]`.
+    public var kindCounts: [String: Int] {
+        Dictionary(grouping: operations, by: \.kind.rawValue).mapValues(\.count)
+    }
+
     /// How many operations ended each way, e.g. `["ok": 900, "unknown": 3, ...]`.
     public var resultCounts: [String: Int] {
         var counts: [String: Int] = [:]

@@ -37,7 +37,7 @@ enum RegisterHistoryCheck {
         // A write of unknown outcome that a read saw happened, with the read's VERSION.
         var assignedVersion: [Int: UInt64] = [:]
         var assignedOwner: [UInt64: Int] = [:]
-        for (i, op) in ops.enumerated() where op.kind == .read {
+        for (i, op) in ops.enumerated() where op.kind.isRead {
             guard case .ok(let returned, let version) = op.result else { continue }
             let value = returned ?? ""
             if version < initial.version {
@@ -98,7 +98,7 @@ enum RegisterHistoryCheck {
         let completed = CompletedVersions(completedEntries)
         for (i, version) in ordered {
             guard let (before, earlier) = completed.highest(before: ops[i].invoked) else { continue }
-            if ops[i].kind == .read, before > version {
+            if ops[i].kind.isRead, before > version {
                 report(.staleRead, [earlier, i], "the first operation completed with version \(before) before the read was invoked, yet the read returned the older version \(version)")
             } else if ops[i].kind == .write, before >= version {
                 report(.realTimeOrder, [earlier, i], "the first operation completed with version \(before) before the write was invoked, yet the write has version \(version), not above it")

@@ -67,7 +67,8 @@ struct LinearizabilityTests {
             let run = try workload.run()
             let report = run.check()
             let history = run.history
-            let results = history.resultCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let results = (history.resultCounts.sorted { $0.key < $1.key } + history.kindCounts.sorted { $0.key < $1.key })
+                .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             print("linearizability \(backend) takes waiting \(takeWaitsMilliseconds) ms (seed \(seed)): \(report.operationsChecked) operations checked, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(results)")
 
             #expect(run.faultErrors.isEmpty, "\(run.faultErrors)")

@@ -66,7 +66,7 @@ enum ModelHistory {
                 let duration = 1 + below(100)
                 let replied = invoked + duration
                 let mailbox = Int(below(2))
-                let kind: HistoryOperation.Kind = mailbox == 0 ? (below(2) == 0 ? .read : .write) : (below(2) == 0 ? .push : .take)
+                let kind: HistoryOperation.Kind = mailbox == 0 ? (below(2) == 0 ? (below(2) == 0 ? .read : .watch) : .write) : (below(2) == 0 ? .push : .take)
                 let argument = kind == .write || kind == .push ? "c\(client)-\(sequence)" : nil
                 var operation = HistoryOperation(client: client, mailbox: mailbox, kind: kind, argument: argument, invoked: invoked, replied: replied, result: .failed("never applied"))
                 var effect: UInt64? = invoked + below(duration + 1)
@@ -88,7 +88,7 @@ enum ModelHistory {
         func apply(_ operation: inout HistoryOperation) {
             let known = !operation.isUnknown
             switch operation.kind {
-            case .read:
+            case .read, .watch:
                 if known { operation.result = .ok(value: register.value, version: register.version) }
             case .write:
                 register = (operation.argument!, register.version + 1)

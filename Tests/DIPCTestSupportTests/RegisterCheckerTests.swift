@@ -17,6 +17,13 @@ struct RegisterCheckerTests {
         #expect(report.violations.first?.operations.map(\.kind) == [.write, .read], "names the write and the read")
     }
 
+    @Test("a stale watch: checked as a read at its reply")
+    func staleWatch() {
+        let watch = HistoryOperation(client: 1, mailbox: 0, kind: .watch, argument: "0 20", invoked: 40, replied: 50, result: .ok(value: "a", version: 1))
+        let report = H.check([H.write("a", 0...10, version: 1), H.write("b", 20...30, version: 2), watch])
+        #expect(report.kinds == [.staleRead], "\(report)")
+    }
+
     @Test("a stale read of the initial content after an acknowledged write")
     func staleInitialRead() {
         let report = H.check([H.write("a", 0...10, version: 1), H.read(20...30, "", version: 0)])
