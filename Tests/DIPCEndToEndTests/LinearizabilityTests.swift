@@ -65,11 +65,13 @@ struct LinearizabilityTests {
                 }
             ]
             let run = try workload.run()
+            let checkStart = ContinuousClock.now
             let report = run.check()
+            let checkTime = ContinuousClock.now - checkStart
             let history = run.history
             let results = (history.resultCounts.sorted { $0.key < $1.key } + history.kindCounts.sorted { $0.key < $1.key })
                 .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            print("linearizability \(backend) takes waiting \(takeWaitsMilliseconds) ms (seed \(seed)): \(report.operationsChecked) operations checked, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(results)")
+            print("linearizability \(backend) takes waiting \(takeWaitsMilliseconds) ms (seed \(seed)): \(report.operationsChecked) operations checked in \(String(format: "%.0f", Double(checkTime.components.seconds) * 1000 + Double(checkTime.components.attoseconds) / 1e15)) ms, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(results)")
 
             #expect(run.faultErrors.isEmpty, "\(run.faultErrors)")
             #expect(run.faultsInjected.count == 1)
