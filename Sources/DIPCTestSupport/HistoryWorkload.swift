@@ -1,6 +1,7 @@
 import DIPCClient
 import DIPCCore
 import Glibc
+import Synchronization
 
 /// A random r/w/p/c workload against servers that share one store, recorded into an
 /// `OperationHistory` for `LinearizabilityChecker`, with faults injected on schedule.
@@ -26,6 +27,9 @@ import Glibc
 ///    `err unavailable` (a server cut off from its store).
 /// 3. Meanwhile, on the calling thread, each fault runs once at its time (seconds after
 ///    the clients started, in order); what it throws is kept in `Run.faultErrors`.
+///    The clients stop `seconds` after they started, but never sooner after the last
+///    fault than scheduled (a fault that ran late on a loaded machine still gets the
+///    run it was meant to have after it).
 /// 4. Once every client has stopped (an in-flight request ends within
 ///    `requestTimeoutSeconds` plus its wait), one more client (id = number of clients)
 ///    drains every queue with recorded `c` until `err empty`, and reads every register
@@ -107,19 +111,23 @@ public struct HistoryWorkload: Sendable {
 
         let clients = endpoints.count * clientsPerEndpoint
         let start = recorder.now()
-        let stop = start + nanoseconds(seconds)
+        let stopped = StopFlag()
         let runTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let threads = (0..<clients).map { client in
-            SpawnedThread { [self] in runClient(client, runTag: runTag, recorder: recorder, until: stop) }
+            SpawnedThread { [self] in runClient(client, runTag: runTag, recorder: recorder, until: stopped) }
         }
         var injected: [String] = [], errors: [String] = [], times: [UInt64] = []
+        var stop = start + nanoseconds(seconds)
         for fault in faults.sorted(by: { $0.at < $1.at }) {
             sleep(until: start + nanoseconds(fault.at), recorder: recorder)
             let at = recorder.now()
             times.append(at)
             injected.append("\(fault.name) at \(seconds(at - start)) s")
             do { try fault.inject() } catch { errors.append("\(fault.name): \(error)") }
+            stop = max(stop, at + nanoseconds(seconds - fault.at))
         }
+        sleep(until: stop, recorder: recorder)
+        stopped.set()
         var failedConnects = threads.map { $0.join() }.reduce(0, +)
 
         let (drained, drainerFailures) = drain(client: clients, recorder: recorder)
@@ -184,14 +192,14 @@ public struct HistoryWorkload: Sendable {
     // MARK: clients
 
     /// One client's loop; returns its failed connection attempts.
-    private func runClient(_ client: Int, runTag: String, recorder: HistoryRecorder, until stop: UInt64) -> Int {
+    private func runClient(_ client: Int, runTag: String, recorder: HistoryRecorder, until stopped: StopFlag) -> Int {
         var random = SplitMix64(seed: seed &+ UInt64(client) &* 0x9E37_79B9)
         var session = ClientSession(workload: self, endpointIndex: client % endpoints.count)
         let mailboxes = registers + queues
         var sequence = 0
         /// The highest VERSION this client saw per register: where its watches start.
         var seen: [Int: UInt64] = [:]
-        while recorder.now() < stop {
+        while !stopped.isSet {
             guard let connection = session.connection() else { continue }
             let mailbox = mailboxes[Int(random.next() % UInt64(mailboxes.count))]
             let draw = random.next() % 4
@@ -236,6 +244,13 @@ public struct HistoryWorkload: Sendable {
             ignoringFailure("waking early only re-checks the clock") { usleep(useconds_t(min(time - now, 50_000_000) / 1000)) }
         }
     }
+}
+
+/// Tells the clients to stop (set once by the thread that runs the faults).
+private final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+    func set() { flag.store(true, ordering: .releasing) }
 }
 
 /// One client's connection: opened on demand, moved to the next endpoint when it
