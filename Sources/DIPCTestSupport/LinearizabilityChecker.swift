@@ -1,12 +1,16 @@
 /// Decides whether a recorded history (`OperationHistory`) of DIPC mailboxes is
 /// linearizable (SPEC §3, §4), mailbox by mailbox, and says why when it is not.
 ///
-/// A register mailbox (`r`/`w`, and watches: checked as reads) holds one value and a VERSION that counts its changes;
-/// a queue mailbox (`p`/`c`) is a FIFO whose VERSION counts pushes and takes. VERSION
-/// is the order of a mailbox's changes, so instead of searching all orders
-/// (exponential) the checker reads the order off the replies and checks it, in
-/// O(n log n) per mailbox (plus O(u·d) for `u` undelivered messages and `d`
-/// deliveries after a drain; `u` is at most the number of takes of unknown outcome).
+/// A register mailbox (`r`/`w`, and watches, checked as reads) holds one value and a
+/// VERSION that counts its changes; a queue mailbox (`p`/`c`) is a FIFO whose VERSION
+/// counts pushes and takes. VERSION is the order of a mailbox's changes, so instead of
+/// searching all orders (exponential) the checker reads the order off the replies and
+/// checks it, in O(n log n) per mailbox.
+///
+/// Assumed: the history holds every operation any client made on its mailboxes after
+/// their `initialStates`; written and pushed values are unique; VERSION grows by
+/// exactly one per change (SPEC §2). Under these, a history this checker rejects is
+/// not linearizable.
 ///
 /// Checked, for a register:
 /// - acknowledged writes have distinct VERSIONs above the initial one (two writes with
@@ -36,24 +40,28 @@
 ///   pushed and answered before that message's take was invoked;
 /// - VERSIONs no acknowledged change owns are matched to distinct changes of unknown
 ///   outcome (as for registers);
+/// - every acknowledged push that was not delivered, but had to be gone because a
+///   message pushed after it was taken, was removed by a distinct take of unknown
+///   outcome invoked before that take replied;
 /// - with `expectDrainedQueues`: the history has a take answering `err empty` invoked
 ///   after every acknowledged change completed, and every acknowledged push was
 ///   delivered exactly once, or removed undelivered by a distinct take of unknown
-///   outcome invoked before the message had to be gone (before a later-pushed message
-///   was taken, or the queue was found empty); nothing never pushed was delivered.
+///   outcome invoked before the message had to be gone (as above, or before the queue
+///   was found empty); nothing never pushed was delivered.
 ///
 /// Unknown outcomes are handled soundly: such an operation may have taken effect at any
-/// instant after its invocation, or never (so its error reply time is not used). A
-/// history this checker rejects is not linearizable.
+/// instant after its invocation, or never (so its error reply time is not used).
 ///
 /// Not checked (a history can pass and still not be linearizable only through these):
 /// - the joint placement of all unknown-outcome changes: each VERSION gap, each
 ///   unknown push that was seen, and each undelivered message gets a change of unknown
 ///   outcome under its own necessary condition, but one change could be counted for
 ///   two of these needs (e.g. for a gap and for removing a message);
-/// - `err full` answers (capacity depends on message sizes), whether a watch waited as
+/// - `err empty` answers beyond the case above (a message certainly there all along),
+///   `err full` answers (capacity depends on message sizes), whether a watch waited as
 ///   long as it should have (it is checked as a plain read), `r` on queues;
-/// - reads of unknown outcome, and failed operations (they impose nothing);
+/// - reads of unknown outcome (they impose nothing); failed writes and pushes only in
+///   that no read or take may return their value;
 /// - mailboxes used both as register and queue (reported `.unsupported`), queues that
 ///   do not start empty, and values that are not unique (reported `.unsupported`).
 public enum LinearizabilityChecker {

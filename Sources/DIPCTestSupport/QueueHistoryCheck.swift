@@ -155,52 +155,76 @@ enum QueueHistoryCheck {
             }
         }
 
-        if expectDrained { found += drainViolations(mailbox: mailbox, ops: ops, deliveries: deliveries, takerOf: takerOf) }
+        found += undeliveredViolations(mailbox: mailbox, ops: ops, deliveries: deliveries, takerOf: takerOf, expectDrained: expectDrained)
         return found
     }
 
-    /// After a final take found the queue empty, every acknowledged push was delivered,
-    /// or removed undelivered by a distinct take of unknown outcome invoked before the
-    /// message had to be gone (before a later-pushed message was taken, or the final
-    /// take answered empty).
-    private static func drainViolations(
-        mailbox: Int, ops: [HistoryOperation], deliveries: [Delivery], takerOf: [String: Int]
+    /// Every acknowledged push that was never delivered must have been removed by a
+    /// distinct take of unknown outcome invoked before the message had to be gone: before
+    /// a message pushed after it was taken (whether or not the queue was drained), or,
+    /// with `expectDrained`, before a final take found the queue empty (which must exist:
+    /// one invoked after every acknowledged change completed).
+    private static func undeliveredViolations(
+        mailbox: Int, ops: [HistoryOperation], deliveries: [Delivery], takerOf: [String: Int], expectDrained: Bool
     ) -> [HistoryViolation] {
-        let lastAcknowledged = ops.filter { $0.kind.isChange && $0.acknowledgedVersion != nil }.compactMap(\.completed).max() ?? 0
-        let finalEmpty = ops.indices
-            .filter { ops[$0].kind == .take && ops[$0].result == .empty && ops[$0].invoked > lastAcknowledged && ops[$0].replied != nil }
-            .min { ops[$0].replied! < ops[$1].replied! }
-        guard let finalEmpty else {
-            return [HistoryViolation(.notDrained, mailbox: mailbox, operations: [], "no take answered empty after the last acknowledged change completed, so what was delivered cannot be checked against what was pushed")]
-        }
-        let emptyAt = ops[finalEmpty].replied!
-        let undelivered = ops.indices.filter { ops[$0].kind == .push && ops[$0].acknowledgedVersion != nil && takerOf[ops[$0].argument ?? ""] == nil }
-        guard !undelivered.isEmpty else { return [] }
-        let unknownTakeStarts = ops.filter { $0.kind == .take && $0.isUnknown }.map(\.invoked).sorted()
-        if undelivered.count > unknownTakeStarts.count {
-            return [HistoryViolation(.lostPush, mailbox: mailbox, operations: Array(undelivered.prefix(5).map { ops[$0] }) + [ops[finalEmpty]], "\(undelivered.count) acknowledged pushes were never delivered before the queue was found empty, but only \(unknownTakeStarts.count) takes of unknown outcome could have removed them (the first \(min(5, undelivered.count)) are listed)")]
-        }
-        // Each undelivered message's deadline: the first reply of a take of a message
-        // pushed after it, or the final empty answer.
-        var deadlines: [(time: UInt64, push: Int)] = []
-        for push in undelivered {
-            let pushed = ops[push].acknowledgedVersion!
-            let pushCompleted = ops[push].completed ?? 0
-            var deadline = emptyAt
-            for delivery in deliveries {
-                let later = ops[delivery.push].acknowledgedVersion.map { $0 > pushed } ?? (ops[delivery.push].invoked > pushCompleted)
-                if later, let replied = ops[delivery.take].replied { deadline = min(deadline, replied) }
+        var found: [HistoryViolation] = []
+        var finalEmpty: Int? = nil
+        if expectDrained {
+            let lastAcknowledged = ops.filter { $0.kind.isChange && $0.acknowledgedVersion != nil }.compactMap(\.completed).max() ?? 0
+            finalEmpty = ops.indices
+                .filter { ops[$0].kind == .take && ops[$0].result == .empty && ops[$0].invoked > lastAcknowledged && ops[$0].replied != nil }
+                .min { ops[$0].replied! < ops[$1].replied! }
+            if finalEmpty == nil {
+                found.append(HistoryViolation(.notDrained, mailbox: mailbox, operations: [], "no take answered empty after the last acknowledged change completed, so what was delivered cannot be checked against what was pushed"))
             }
-            deadlines.append((deadline, push))
         }
+        let emptyAt = finalEmpty.map { ops[$0].replied! }
+
+        // Deadlines: the earliest reply of a take whose message was pushed after this one
+        // (by VERSION, or by real time for pushes of unknown outcome), as suffix minima.
+        let byPushVersion = deliveries.compactMap { d in ops[d.push].acknowledgedVersion.map { ($0, ops[d.take].replied ?? .max) } }.sorted { $0.0 < $1.0 }
+        let byPushInvocation = deliveries.filter { ops[$0.push].acknowledgedVersion == nil }.map { (ops[$0.push].invoked, ops[$0.take].replied ?? .max) }.sorted { $0.0 < $1.0 }
+        func suffixMinima(_ entries: [(UInt64, UInt64)]) -> [UInt64] {
+            var minima = Array(repeating: UInt64.max, count: entries.count + 1)
+            for i in stride(from: entries.count - 1, through: 0, by: -1) { minima[i] = min(minima[i + 1], entries[i].1) }
+            return minima
+        }
+        let versionMinima = suffixMinima(byPushVersion), invocationMinima = suffixMinima(byPushInvocation)
+        /// The first index whose key is above `key`.
+        func firstAbove(_ key: UInt64, in entries: [(UInt64, UInt64)]) -> Int {
+            var low = 0, high = entries.count
+            while low < high {
+                let middle = (low + high) / 2
+                if entries[middle].0 <= key { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
+        var deadlines: [(time: UInt64, push: Int)] = []
+        for push in ops.indices where ops[push].kind == .push && takerOf[ops[push].argument ?? ""] == nil {
+            guard let pushed = ops[push].acknowledgedVersion else { continue }
+            var deadline = emptyAt ?? .max
+            deadline = min(deadline, versionMinima[firstAbove(pushed, in: byPushVersion)])
+            if let completed = ops[push].completed {
+                deadline = min(deadline, invocationMinima[firstAbove(completed, in: byPushInvocation)])
+            }
+            if deadline < .max { deadlines.append((deadline, push)) }
+        }
+        guard !deadlines.isEmpty else { return found }
         deadlines.sort { $0.time < $1.time }
+        let witness = finalEmpty.map { [ops[$0]] } ?? []
+        let unknownTakeStarts = ops.filter { $0.kind == .take && $0.isUnknown }.map(\.invoked).sorted()
+        if deadlines.count > unknownTakeStarts.count {
+            found.append(HistoryViolation(.lostPush, mailbox: mailbox, operations: deadlines.prefix(5).map { ops[$0.push] } + witness, "\(deadlines.count) acknowledged pushes were never delivered though they had to be gone (a later-pushed message was taken\(emptyAt == nil ? "" : ", or the queue was found empty")), but only \(unknownTakeStarts.count) takes of unknown outcome could have removed them (the first \(min(5, deadlines.count)) are listed)"))
+            return found
+        }
         var fitting = 0
         for (k, entry) in deadlines.enumerated() {
             while fitting < unknownTakeStarts.count && unknownTakeStarts[fitting] <= entry.time { fitting += 1 }
             if fitting < k + 1 {
-                return [HistoryViolation(.lostPush, mailbox: mailbox, operations: [ops[entry.push], ops[finalEmpty]], "the acknowledged push was never delivered, and the \(fitting) takes of unknown outcome invoked before it had to be gone (a later-pushed message taken, or the final empty answer) are fewer than the \(k + 1) undelivered messages that needed one by then")]
+                found.append(HistoryViolation(.lostPush, mailbox: mailbox, operations: [ops[entry.push]] + witness, "the acknowledged push was never delivered, and the \(fitting) takes of unknown outcome invoked before it had to be gone (a later-pushed message taken, or the final empty answer) are fewer than the \(k + 1) undelivered messages that needed one by then"))
+                break
             }
         }
-        return []
+        return found
     }
 }

@@ -39,6 +39,24 @@ struct QueueCheckerTests {
         #expect(plain.kinds == [.lostPush], "\(plain)")
     }
 
+    @Test("an acknowledged push skipped by FIFO, without draining: a later-pushed message was taken")
+    func skippedPushWithoutDrain() {
+        let skipped = H.check([
+            H.push("a", 0...10, version: 1),
+            H.push("b", 20...30, version: 2),
+            H.take(40...50, "b", version: 3),
+        ])
+        #expect(skipped.kinds == [.lostPush], "\(skipped)")
+        // A take of unknown outcome invoked before b's take replied may have removed a.
+        let explained = H.check([
+            H.push("a", 0...10, version: 1),
+            H.push("b", 20...30, version: 2),
+            H.unknown(.take, invoked: 35, mailbox: 1),
+            H.take(40...50, "b", version: 4),
+        ])
+        #expect(explained.isLinearizable, "\(explained)")
+    }
+
     @Test("a take of unknown outcome invoked after the queue was found empty explains no lost push")
     func lateUnknownTakeExplainsNothing() {
         let report = H.check(
