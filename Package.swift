@@ -54,7 +54,8 @@ let package = Package(
         .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "CoreMetrics", package: "swift-metrics")], path: "Backends/TDB"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
-        .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),
+        // Also the linearizability history checker and its workload (DIPCClient: the workload's clients).
+        .target(name: "DIPCTestSupport", dependencies: ["DIPCCore", "DIPCClient"], path: "Sources/DIPCTestSupport"),
         // The per-port runtime records and their directory (server, dipcrm, dipc-client ls).
         .target(name: "DIPCRuntime", dependencies: ["DIPCCore"], path: "Sources/DIPCRuntime"),
         // Listener, connection threads, limits, lifecycle. Never names a concrete backend.
@@ -125,6 +126,8 @@ let package = Package(
         .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "dipc-lockprobe"]),
         .testTarget(name: "DIPCClientTests", dependencies: ["DIPCClient"]),
+        // The test support library's own tests (the linearizability checker).
+        .testTarget(name: "DIPCTestSupportTests", dependencies: ["DIPCTestSupport"]),
         .testTarget(
             name: "DIPCServerTests",
             dependencies: ["DIPCServer", "DIPCCore", "DIPCRuntime", "DIPCTestSupport", .product(name: "Logging", package: "swift-log")]),
