@@ -22,7 +22,8 @@ public final class Server: @unchecked Sendable {
     /// Every listener gets its own accept loop (TCP today; TLS or a Unix socket would be more).
     private let listeners: [ListeningSocket]
     private let storeGate: StoreGate
-    /// Readable once a stop has begun; every connection polls it.
+    /// Readable once a stop has begun; TLS connections and requests in flight poll it
+    /// (idle plain connections are woken through `idleReceivers`).
     let stopSignalFD: Int32
     private let stopSignalWriteFD: Int32
     private let stopping = ManagedAtomic<Bool>(false)
