@@ -42,8 +42,9 @@ ASAN_REPORTS := $(CURDIR)/.build-asan/reports
 TSAN_SCRATCH := .build-tsan
 TSAN_FILTER ?= .
 
-# `make bench` writes raw.csv, medians.csv, table.md and throughput.png here (and
-# `make bench-access` access.csv and access.md); QUICK=1 runs a one-minute subset.
+# `make bench` writes raw.csv, medians.csv, ratios.csv, table.md, throughput.png and
+# p99.png here (and `make bench-access` access.csv and access.md); QUICK=1 runs a
+# short subset (about 4 minutes with the access benchmark, build excluded).
 BENCH_OUT ?= .build/bench
 QUICK ?=
 
@@ -79,8 +80,8 @@ PYTHON_APT_PACKAGES := python3 python3-venv python3-setuptools python3-wheel pyt
 VERIFY_APT_PACKAGES := spin gcc
 # `make monitoring-check`: Debian's Prometheus scrapes a real `dipc --metrics`.
 MONITORING_APT_PACKAGES := prometheus curl
-# `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png,
-# redis-server (Redis 7, with TLS) the reference for `make bench-access`.
+# `make bench`: memcached and redis-server (Redis 7, plain TCP; with TLS the reference
+# for `make bench-access`) are the reference servers, gnuplot-nox draws the plots.
 BENCH_APT_PACKAGES := memcached gnuplot-nox redis-server
 
 # $(call apt_install,PACKAGES): installs the Debian packages that are missing
@@ -236,7 +237,7 @@ monitoring-check: build
 # Bench
 # ============================================================================
 
-# dipc (sysv, posix, tdb) against memcached and a socket-only echo server; see docs/PERFORMANCE.md.
+# dipc (sysv, posix, tdb) against memcached, Redis and a socket-only echo server; see docs/PERFORMANCE.md.
 bench: release
 	$(call apt_install,$(BENCH_APT_PACKAGES))
 	.build/release/dipc-bench suite --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)

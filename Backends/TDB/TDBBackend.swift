@@ -18,6 +18,8 @@ import Synchronization
 ///   file, whatever path it was given, shares one coordinator.
 /// - Calls on the file are serialised per process (`TDBFile`); other processes are
 ///   ordered by TDB's fcntl locks.
+/// - Reads are served from a copy of each mailbox's newest message in the control map
+///   whenever it is current (`TDBReadMirror`), else from the file.
 public enum TDBBackend {
     /// Opens store `name` kept in the TDB file at `databasePath` (creating the file when
     /// `create` is true and it is missing). Nil when `create` is false and the store's
@@ -56,7 +58,7 @@ public enum TDBBackend {
             throw StoreError.tooLarge("\(geometry) needs a TDB file of up to \(needed), which exceeds TDB's 4 GiB file limit")
         }
         let path = TDBLocation.absolute(databasePath)
-        let controlSize = StoreLayout.controlSize(for: geometry)
+        let controlSize = TDBReadMirror.controlSize(for: geometry)
 
         if !create {
             // Cleaning up after a crash: without the control map there is nothing to do.
@@ -112,7 +114,7 @@ public enum TDBBackend {
             if !create {
                 try prepareHeader(file: file, geometry: geometry, policy: policy, name: name, sync: sync, create: false)
             }
-            let needed = StoreLayout.controlSize(for: geometry)
+            let needed = TDBReadMirror.controlSize(for: geometry)
             if control.size < needed {
                 // Made by a server of another geometry: say which, when its header is readable.
                 if control.size >= StoreLayout.headerSize {
@@ -128,7 +130,11 @@ public enum TDBBackend {
                 throw StoreError.corrupt(
                     name: name, reason: "its control map \(control.objectName) has \(control.size) bytes, \(geometry) needs \(needed)")
             }
-            return TDBBlockBackend(name: name, geometry: geometry, file: file, controlSegment: control, sync: sync)
+            let backend = TDBBlockBackend(name: name, geometry: geometry, file: file, controlSegment: control, sync: sync)
+            // A new control map is seen by nobody else until formatted, and no other
+            // server has the file open (it would hold the map): copy what the file holds.
+            if control.created { backend.fillReadMirror() }
+            return backend
         } catch {
             try? file.release()
             throw error
@@ -174,6 +180,7 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
     let controlSegment: POSIXSegment
     let sync: Bool
     private let closed = Atomic<Bool>(false)
+    private let mirror: TDBReadMirror
 
     init(name: String, geometry: StoreGeometry, file: TDBFile, controlSegment: POSIXSegment, sync: Bool) {
         self.name = name
@@ -181,6 +188,18 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
         self.file = file
         self.controlSegment = controlSegment
         self.sync = sync
+        mirror = TDBReadMirror(control: controlSegment.base, geometry: geometry)
+    }
+
+    /// Copies every mailbox's newest message from the file into the read mirror (on a
+    /// control map this process just created). A record that cannot be read leaves its
+    /// copy stale: reading that mailbox reports the damage, as it would without copies.
+    func fillReadMirror() {
+        for mailbox in 0..<geometry.mailboxes {
+            try? file.withContext { tdb in
+                try withMailbox(tdb, mailbox) { mirror.publish(mailbox, version: $0.version, newest: $0.newest) }
+            }
+        }
     }
 
     var control: UnsafeMutableRawPointer { controlSegment.base }
@@ -211,14 +230,26 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
         -> UInt64?
     {
         let key = TDBRecords.mailboxKey(mailbox)
-        return try file.withContext { tdb in
+        var committed: [UInt8] = []
+        let version = try file.withContext { tdb in
             try TDB.transaction(tdb, sync: sync, path: file.path) { () -> (commit: Bool, result: UInt64?) in
                 guard let (record, version) = try withMailbox(tdb, mailbox, body) else { return (false, nil) }
+                mirror.markStale(mailbox)  // before anything of the change can reach the file
                 try record.withUnsafeBytes { try TDB.store(tdb, key, $0, flag: TDB_REPLACE, path: file.path) }
                 holdPoints.reach(.midCopy, mailbox: mailbox)  // stored, not yet committed
+                committed = record
                 return (true, version)
             }
         }
+        if let version {
+            // Committed: the record just written is the mailbox's content now (it decodes:
+            // this process encoded it; were it not to, the copy simply stays stale).
+            committed.withUnsafeBytes { bytes in
+                guard let current = try? TDBRecords.decodeMailbox(bytes, geometry: geometry, damaged: { damaged(mailbox) }) else { return }
+                mirror.publish(mailbox, version: version, newest: current.newest)
+            }
+        }
+        return version
     }
 
     private static func withLength<R>(of data: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
@@ -229,7 +260,8 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
     // MARK: BlockBackend
 
     func readNewest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64 {
-        try file.withContext { tdb in
+        if let version = mirror.readNewest(mailbox, into: &buffer) { return version }
+        return try file.withContext { tdb in
             try withMailbox(tdb, mailbox) { current in
                 buffer.removeAll(keepingCapacity: true)
                 if current.count > 0 { buffer.append(contentsOf: current.message(at: current.newestOffset)) }
@@ -239,7 +271,8 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
     }
 
     func version(of mailbox: Int) throws -> UInt64 {
-        try file.withContext { tdb in
+        if let version = mirror.version(of: mailbox) { return version }
+        return try file.withContext { tdb in
             try TDB.read(tdb, TDBRecords.mailboxKey(mailbox), path: file.path) { bytes in
                 try TDBRecords.version(bytes, damaged: { damaged(mailbox) })
             } ?? 0
@@ -248,7 +281,7 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
 
     func replace(_ mailbox: Int, with data: UnsafeRawBufferPointer) throws -> UInt64 {
         let key = TDBRecords.mailboxKey(mailbox)
-        return try file.withContext { tdb in
+        let version = try file.withContext { tdb in
             try TDB.transaction(tdb, sync: sync, path: file.path) {
                 // Only the old version matters, so a replace also mends a damaged list.
                 let old = try TDB.read(tdb, key, path: file.path) { try TDBRecords.version($0, damaged: { damaged(mailbox) }) }
@@ -256,11 +289,14 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
                 let record = Self.withLength(of: data) { length in
                     TDBRecords.encodeMailbox(version: version, count: 1, newestOffset: 0, pieces: [length, data])
                 }
+                mirror.markStale(mailbox)  // before anything of the change can reach the file
                 try record.withUnsafeBytes { try TDB.store(tdb, key, $0, flag: TDB_REPLACE, path: file.path) }
                 holdPoints.reach(.midCopy, mailbox: mailbox)  // stored, not yet committed
                 return (true, version)
             }
         }
+        mirror.publish(mailbox, version: version, newest: data)  // committed
+        return version
     }
 
     func append(_ mailbox: Int, _ data: UnsafeRawBufferPointer) throws -> UInt64? {

@@ -62,6 +62,11 @@ enum TDBRecords {
         var newestOffset: Int
         var list: UnsafeRawBufferPointer
 
+        /// The newest message (empty when the list is).
+        var newest: UnsafeRawBufferPointer {
+            count > 0 ? message(at: newestOffset) : UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+
         /// The message at `offset` of the list.
         func message(at offset: Int) -> UnsafeRawBufferPointer {
             let length = Int(TDBRecords.load(UInt64.self, list, offset))

@@ -114,6 +114,15 @@ final class ChildServer: ServerUnderTest {
         }, scratch: scratch)
     }
 
+    /// Redis 7 on plain TCP, without persistence (`--save '' --appendonly no`): one
+    /// event-loop thread, no I/O threads.
+    static func redis(path: String, scratch: String) throws -> ChildServer {
+        try ChildServer(label: "redis", proto: .redis, path: path, arguments: { port in
+            ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", scratch,
+             "--maxclients", "1100"]
+        }, scratch: scratch)
+    }
+
     /// This executable's `echo-server`.
     static func echoFloor(scratch: String) throws -> ChildServer {
         try ChildServer(label: "floor", proto: .echo, path: Processes.selfExecutable(), arguments: { port in

@@ -2,23 +2,26 @@
 import ArgumentParser
 
 /// `dipc-bench suite --bin DIR --out DIR [--quick]` (what `make bench` runs): starts the
-/// echo floor, memcached and dipc (sysv, posix, tdb), runs the same workloads against
-/// each in alternation (A B C ... A B C ...), and prints a table of medians with the
-/// ratios dipc/memcached and dipc/floor. Writes raw.csv, medians.csv, table.md and
-/// throughput.png (with gnuplot, when installed) into --out.
+/// echo floor, memcached, Redis and dipc (sysv, posix, tdb), runs the same workloads
+/// against each in alternation (A B C ... A B C ...), and prints a table of medians with
+/// the ratios dipc/memcached, dipc/Redis and dipc/floor, p99 over the floor's and server
+/// CPU per request over memcached's, then the ratios issue 17 names per cell
+/// (`Ratios.table`). Writes raw.csv, medians.csv, ratios.csv, table.md, throughput.png
+/// and p99.png (with gnuplot, when installed) into --out.
 struct SuiteBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "suite",
-        abstract: "dipc (sysv, posix, tdb) against memcached and the echo floor: the performance table.")
+        abstract: "dipc (sysv, posix, tdb) against memcached, Redis and the echo floor: the performance table.")
 
     @Option(help: "Directory holding the dipc and dipcrm executables.") var bin: String
     @Option(help: "Directory for raw.csv, medians.csv, table.md, throughput.png.") var out: String
-    @Flag(help: "A one-minute subset: 64 B, 90 % reads, 1/16/64 connections, shorter windows.") var quick = false
+    @Flag(help: "A two-minute subset: 64 B, 90 % reads, 1/16/64/256 connections, shorter windows.") var quick = false
     @Option(help: "Rounds per cell (each server once per round; medians reported).") var rounds: Int?
     @Option(help: "Seconds measured per run.") var seconds: Double?
     @Option(help: "Seconds of warm-up per run.") var warmup: Double?
     @Option(help: "Comma-separated connection counts.") var connections: String?
     @Option(help: "The memcached executable.") var memcached: String = "memcached"
+    @Option(help: "The redis-server executable (Redis 7).") var redis: String = "redis-server"
     @Flag(help: "Skip the idle-connection, start and dipcrm measurements.") var noFootprint = false
 
     struct Cell: Hashable {
@@ -33,7 +36,7 @@ struct SuiteBenchmark: ParsableCommand {
         let seconds = self.seconds ?? (quick ? 0.8 : 2)
         let warmup = self.warmup ?? (quick ? 0.2 : 0.5)
         let counts = try connections.map { try $0.split(separator: ",").map { guard let n = Int($0), n > 0 else { throw ValidationError("bad --connections") }; return n } }
-            ?? [1, 16, 64]
+            ?? [1, 16, 64, 256]
         let sizes = quick ? [64] : [64, 4096]
         let ratios = quick ? [0.9] : [0.9, 0.5]
         mkdir(out, 0o755)
@@ -47,6 +50,10 @@ struct SuiteBenchmark: ParsableCommand {
             throw BenchError("memcached not found (`make bench` installs it)")
         }
         servers.append(try ChildServer.memcached(path: memcachedPath, scratch: scratch.path))
+        guard let redisPath = Processes.find(redis) else {
+            throw BenchError("\(redis) not found (`make bench` installs redis-server)")
+        }
+        servers.append(try ChildServer.redis(path: redisPath, scratch: scratch.path))
         var dipcServers: [DipcServer] = []
         for backend in ["sysv", "posix", "tdb"] {
             let server = try DipcServer(bin: bin, scratch: scratch.path, backend: backend)
@@ -60,6 +67,7 @@ struct SuiteBenchmark: ParsableCommand {
         print("Machine: \(machine)")
         for server in dipcServers { print("dipc: \(server.arguments.joined(separator: " ")) — \(server.startLine)") }
         for case let server as ChildServer in servers { print("\(server.label): \(server.commandLine)") }
+        print("redis: \(AccessBenchmark.redisVersion(redisPath, scratch: scratch.path))")
         print("Workload: closed loop, one blocking connection per thread, \(DipcServer.mailboxes) mailboxes/keys chosen "
               + "uniformly, \(String(format1: warmup, digits: 1)) s warm-up + \(String(format1: seconds, digits: 1)) s measured "
               + "per run, \(rounds) rounds alternating the servers; medians. CPU = server utime+stime (/proc/PID/stat) ÷ requests.")
@@ -89,29 +97,42 @@ struct SuiteBenchmark: ParsableCommand {
 
         let labels = servers.map(\.label)
         var rows: [[String]] = []
-        let mediansCSV = try CSVFile(path: "\(out)/medians.csv", header: "server,connections,value_bytes,read_ratio,ops_per_s,p50_us,p99_us,server_cpu_us_per_req,ratio_memcached,ratio_floor")
+        let mediansCSV = try CSVFile(path: "\(out)/medians.csv", header: "server,connections,value_bytes,read_ratio,ops_per_s,p50_us,p99_us,server_cpu_us_per_req,ratio_memcached,ratio_floor,ratio_redis,p99_over_floor,cpu_over_memcached")
         for cell in cells {
             guard let byServer = medians[cell] else { continue }
             for label in labels {
                 guard let m = byServer[label] else { continue }
                 let vsMemcached = byServer["memcached"].map { m.opsPerSecond / $0.opsPerSecond }
                 let vsFloor = byServer["floor"].map { m.opsPerSecond / $0.opsPerSecond }
-                let isDipc = label != "memcached" && label != "floor"
+                let vsRedis = byServer["redis"].map { m.opsPerSecond / $0.opsPerSecond }
+                let p99OverFloor = byServer["floor"].map { m.p99 / $0.p99 }
+                let cpuOverMemcached = byServer["memcached"].flatMap { reference in m.cpu.flatMap { cpu in reference.cpu.map { cpu / $0 } } }
+                let isDipc = !["memcached", "floor", "redis"].contains(label)
+                func ratio(_ value: Double?, shown: Bool) -> String { shown ? value.map { String(format1: $0, digits: 2) } ?? "–" : "" }
                 rows.append([String(cell.connections), sizeLabel(cell.valueSize), "\(Int(cell.readRatio * 100)) %", label,
                              grouped(m.opsPerSecond), micros(m.p50), micros(m.p99), m.cpu.map { String(format1: $0, digits: 1) } ?? "–",
-                             isDipc ? vsMemcached.map { String(format1: $0, digits: 2) } ?? "–" : "",
-                             isDipc ? vsFloor.map { String(format1: $0, digits: 2) } ?? "–" : ""])
+                             ratio(vsMemcached, shown: isDipc || label == "redis"), ratio(vsRedis, shown: isDipc),
+                             ratio(vsFloor, shown: label != "floor"), ratio(p99OverFloor, shown: label != "floor"),
+                             ratio(cpuOverMemcached, shown: label != "memcached")])
                 mediansCSV.write([label, String(cell.connections), String(cell.valueSize), String(cell.readRatio),
                                   String(format1: m.opsPerSecond, digits: 0), String(format1: m.p50, digits: 1),
                                   String(format1: m.p99, digits: 1), m.cpu.map { String(format1: $0, digits: 2) } ?? "",
-                                  vsMemcached.map { String(format1: $0, digits: 3) } ?? "", vsFloor.map { String(format1: $0, digits: 3) } ?? ""])
+                                  vsMemcached.map { String(format1: $0, digits: 3) } ?? "", vsFloor.map { String(format1: $0, digits: 3) } ?? "",
+                                  vsRedis.map { String(format1: $0, digits: 3) } ?? "", p99OverFloor.map { String(format1: $0, digits: 3) } ?? "",
+                                  cpuOverMemcached.map { String(format1: $0, digits: 3) } ?? ""])
             }
         }
         mediansCSV.close()
-        let table = renderTable(["conns", "value", "reads", "server", "ops/s", "p50 µs", "p99 µs", "CPU µs/req", "×memcached", "×floor"],
-                                rows, rightAligned: [0, 1, 2, 4, 5, 6, 7, 8, 9])
-        print(table)
+        let mainTable = renderTable(["conns", "value", "reads", "server", "ops/s", "p50 µs", "p99 µs", "CPU µs/req", "×memcached",
+                                     "×Redis", "×floor", "p99 ×floor", "CPU ×memcached"],
+                                    rows, rightAligned: [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+        print(mainTable)
+        let ratioTable = try Ratios.table(cells: cells, medians: medians, csvPath: "\(out)/ratios.csv")
+        print()
+        print(ratioTable)
+        let table = mainTable + "\n\n" + ratioTable
         Plot.write(out: out, cells: cells, labels: labels, medians: medians)
+        Plot.write(out: out, cells: cells, labels: labels, medians: medians, metric: .p99)
 
         let syncTable = try measureTDB(scratch: scratch.path, seconds: seconds, warmup: warmup, rounds: rounds,
                                        sysv: dipcServers[0], tdb: dipcServers[2])
@@ -140,7 +161,8 @@ struct SuiteBenchmark: ParsableCommand {
         }
         print()
         print("Load average at the end: \(Machine.loadAverage() ?? "?")")
-        print("Raw results: \(out)/raw.csv; medians: \(out)/medians.csv; plot: \(out)/throughput.png")
+        print("Raw results: \(out)/raw.csv; medians: \(out)/medians.csv; ratios: \(out)/ratios.csv; "
+              + "plots: \(out)/throughput.png, \(out)/p99.png")
     }
 
     /// tdb against sysv on reads only (16 connections, 64 B), then tdb without and with

@@ -27,6 +27,8 @@ final class Connection: @unchecked Sendable {
     /// With `--metrics`: when (monotonic nanoseconds) the last packet arrived, so the
     /// latest request's last byte; 0 without (no clock is read).
     @exclusivity(unchecked) private var lastArrival: Int64 = 0
+    /// A plain socket's idle wait without `poll` (nil with TLS); see `IdleReceivers`.
+    @exclusivity(unchecked) private var idleReceiver: IdleReceiver?
     private var store: any MailboxStore { server.store }
     private var packetSize: Int { server.configuration.packetSize }
 
@@ -61,7 +63,9 @@ final class Connection: @unchecked Sendable {
             stream.close(lingeringWith: nil)
             return
         }
+        if stream is PlainSocketStream { idleReceiver = server.idleReceivers.register(stream.fd) }
         let next = serve()
+        if let idleReceiver { server.idleReceivers.unregister(idleReceiver) }  // before the descriptor is closed
         releaseStagedData()
         if next != .drop { _ = flush() }
         // The lingering close is the closer thread's, so this thread ends now and the
@@ -94,6 +98,25 @@ final class Connection: @unchecked Sendable {
             if let bytes = decoder.stagingAwaited {
                 if let next = admitStagedData(bytes) { return next }
                 continue
+            }
+            if let idleReceiver, decoder.isIdle {
+                // The next request in one blocking recv: no poll (see IdleReceivers).
+                switch receiveBuffer.withUnsafeMutableBytes({ idleReceiver.receive(into: $0) }) {
+                case let .received(count):
+                    server.statistics.bytesIn.add(count)
+                    if server.metrics != nil { lastArrival = monotonicNanoseconds() }
+                    receiveBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                    continue
+                case .peerGone:
+                    return .drop
+                case .stopping:
+                    return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+                }
+            }
+            if idleReceiver?.readSideShutDown == true {
+                // The stop shut the socket's reading side as this request began to
+                // arrive: the rest cannot be waited for; it is dropped unapplied.
+                return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
             }
             switch waitForInput() {
             case .readable: break

@@ -24,7 +24,8 @@ public final class Server: @unchecked Sendable {
     /// Every listener gets its own accept loop (TCP today; TLS or a Unix socket would be more).
     private let listeners: [ListeningSocket]
     private let storeGate: StoreGate
-    /// Readable once a stop has begun; every connection polls it.
+    /// Readable once a stop has begun; TLS connections and requests in flight poll it
+    /// (idle plain connections are woken through `idleReceivers`).
     let stopSignalFD: Int32
     private let stopSignalWriteFD: Int32
     private let stopping = ManagedAtomic<Bool>(false)
@@ -40,6 +41,8 @@ public final class Server: @unchecked Sendable {
     /// One thread per connection, counted until it has exited.
     private let connectionThreads: ConnectionThreads
     private let runningAcceptLoops = ManagedAtomic<Int>(0)
+    /// Plain connections waiting idle in a blocking recv, woken by `stop`.
+    let idleReceivers = IdleReceivers()
 
     /// A server that will accept on `listener`, with a store gate of its own.
     /// The listener stays the caller's to close (after `stop`).
@@ -250,6 +253,7 @@ public final class Server: @unchecked Sendable {
         // The pipe is empty until now and written once, so the write cannot block or
         // fail but through a bug (a closed descriptor), which traps.
         do { try systemCall("write(stop pipe)") { write(stopSignalWriteFD, &byte, 1) } } catch { preconditionFailure("\(error)") }
+        idleReceivers.wakeForStop()
         // Wakes the accept threads; a listener that is already shut down is fine.
         for listener in listeners {
             ignoringFailure("only wakes an accept thread, which also checks isStopping") {
