@@ -44,6 +44,9 @@ let package = Package(
         // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
         .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/TDB"),
+        // etcd (apt: etcd-server, etcd-client; the Makefile installs them), over its v3
+        // HTTP/JSON gateway with Foundation's URLSession: no package to build.
+        .target(name: "DIPCEtcd", dependencies: ["DIPCCore", "DIPCBackendProvider", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/Etcd"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),
@@ -62,7 +65,7 @@ let package = Package(
         .target(
             name: "DIPCBackends",
             dependencies: [
-                "DIPCCore", "DIPCBackendProvider", "DIPCSysV", "DIPCPOSIX", "DIPCTDB",
+                "DIPCCore", "DIPCBackendProvider", "DIPCSysV", "DIPCPOSIX", "DIPCTDB", "DIPCEtcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DIPCBackends"),
@@ -109,7 +112,7 @@ let package = Package(
         .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol", "DIPCTestSupport"]),
         .testTarget(
             name: "DIPCBackendConformanceTests",
-            dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCBackendProvider", "DIPCCore"]),
+            dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCEtcd"]),
         // Second process for the coordinator's cross-process tests.
         .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "dipc-lockprobe"]),

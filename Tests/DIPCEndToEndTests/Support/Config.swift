@@ -3,14 +3,24 @@ import Foundation
 
 /// The one switch of the end-to-end suite.
 enum E2E {
-    /// Backends the parameterised tests run against: every registered backend;
-    /// `DIPC_E2E_BACKENDS=sysv,posix` narrows it.
+    /// Backends the parameterised tests run against: every registered backend but those
+    /// in `notYetEndToEnd`; `DIPC_E2E_BACKENDS=sysv,posix` narrows it.
     static let builtBackends: [String] = {
         if let env = ProcessInfo.processInfo.environment["DIPC_E2E_BACKENDS"], !env.isEmpty {
             return env.split(separator: ",").map { String($0) }
         }
-        return BackendRegistry.names
+        let skipped = BackendRegistry.names.filter { notYetEndToEnd.contains($0) }
+        if !skipped.isEmpty {
+            FileHandle.standardError.write(Data((
+                "SKIPPED: the parameterised end-to-end tests do not run on \(skipped.joined(separator: ", ")) "
+                    + "(its servers need a private etcd the harness does not start yet; Tests/DIPCEtcdTests cover it)\n").utf8))
+        }
+        return BackendRegistry.names.filter { !notYetEndToEnd.contains($0) }
     }()
+
+    /// Registered backends the harness cannot start servers of yet: etcd needs a running
+    /// cluster (its own end-to-end tests, Tests/DIPCEtcdTests, start one).
+    static let notYetEndToEnd: Set<String> = ["etcd"]
 
     static var hasTDB: Bool { builtBackends.contains("tdb") }
 
