@@ -67,8 +67,9 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 #   man-db                   the man-page test renders docs/man with man;
 #   systemd                  the unit-file test checks Examples' unit with systemd-analyze;
 #   etcd-server, etcd-client the etcd backend's tests start private etcd clusters (etcd,
-#                            etcdctl); `make run-etcd` starts a local one.
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev python3 man-db systemd etcd-server etcd-client
+#                            etcdctl); `make run-etcd` starts a local one;
+#   libcurl4-openssl-dev     the etcd backend's HTTP client (CCurl).
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev python3 man-db systemd etcd-server etcd-client libcurl4-openssl-dev
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
 # `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png.

@@ -44,9 +44,11 @@ let package = Package(
         // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
         .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/TDB"),
+        // libcurl (apt: libcurl4-openssl-dev; the Makefile installs it): the etcd backend's HTTP client.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // etcd (apt: etcd-server, etcd-client; the Makefile installs them), over its v3
-        // HTTP/JSON gateway with Foundation's URLSession: no package to build.
-        .target(name: "DIPCEtcd", dependencies: ["DIPCCore", "DIPCBackendProvider", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/Etcd"),
+        // HTTP/JSON gateway with libcurl: no package to build.
+        .target(name: "DIPCEtcd", dependencies: ["DIPCCore", "DIPCBackendProvider", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/Etcd"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         .target(name: "DIPCTestSupport", dependencies: ["DIPCCore"], path: "Sources/DIPCTestSupport"),

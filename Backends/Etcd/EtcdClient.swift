@@ -1,10 +1,7 @@
+import CCurl
 import DIPCCore
 import Foundation
 import Synchronization
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// How an etcd call failed, which decides what the caller may promise.
 enum EtcdFailure: Error, CustomStringConvertible {
@@ -25,8 +22,14 @@ enum EtcdFailure: Error, CustomStringConvertible {
     }
 }
 
-/// A blocking client of etcd's v3 HTTP/JSON gateway (`POST /v3/...`), on Foundation's
-/// URLSession, for connection threads: each call waits on a semaphore for its reply.
+/// A blocking client of etcd's v3 HTTP/JSON gateway (`POST /v3/...`) on libcurl, for
+/// connection threads: each call is one `curl_easy_perform` on a pooled handle (which
+/// keeps its connection open for the next call).
+///
+/// Not Foundation's URLSession: on Linux it dies with "Transfer completed, but there's no
+/// response" on every error etcd answers (the gateway sends HTTP trailers with errors,
+/// and FoundationNetworking takes a trailer for a new header), so one `no leader` would
+/// kill the server.
 ///
 /// A call goes to the endpoint that answered last; one that cannot be reached (or whose
 /// node has no leader) is retried on the next endpoint until the call's deadline. A
@@ -34,21 +37,16 @@ enum EtcdFailure: Error, CustomStringConvertible {
 /// it throws `.outcomeUnknown` and the caller resolves it.
 final class EtcdClient: Sendable {
     let endpoints: [String]
-    private let session: URLSession
     /// The endpoint tried first: the last that answered.
     private let preferred = Atomic<Int>(0)
+    /// Idle easy handles, each with its open connections.
+    private let handles = Mutex<[CurlHandle]>([])
 
     init(endpoints: [String]) {
         precondition(!endpoints.isEmpty, "etcd needs at least one endpoint")
+        Curl.initialize
         self.endpoints = endpoints
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = 512
-        configuration.timeoutIntervalForRequest = 3600
-        configuration.urlCache = nil
-        session = URLSession(configuration: configuration)
     }
-
-    deinit { session.invalidateAndCancel() }
 
     /// POSTs `body` to `path` (`"/v3/kv/range"`) and returns etcd's decoded reply, trying
     /// endpoints in turn until `deadline` (`monotonicSeconds()`). `idempotent` calls
@@ -99,42 +97,21 @@ final class EtcdClient: Sendable {
 
     /// One POST to one URL.
     private func once(_ url: String, _ payload: Data, timeout: Double) -> Result<[String: Any], EtcdFailure> {
-        var request = URLRequest(url: URL(string: url)!, timeoutInterval: max(0.05, timeout))
-        request.httpMethod = "POST"
-        request.httpBody = payload
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        let box = ReplyBox()
-        let done = DispatchSemaphore(value: 0)
-        session.dataTask(with: request) { data, response, error in
-            box.set(data, (response as? HTTPURLResponse)?.statusCode, error)
-            done.signal()
-        }.resume()
-        done.wait()
-        let (data, status, error) = box.get()
-        if let error { return .failure(Self.classify(error)) }
-        guard let data, let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            return .failure(.outcomeUnknown("unreadable reply (HTTP \(status.map(String.init) ?? "?"))"))
-        }
-        guard status == 200 else {
-            let message = (object["message"] as? String) ?? (object["error"] as? String) ?? "HTTP \(status.map(String.init) ?? "?")"
-            return .failure(Self.classify(etcdError: message))
-        }
-        return .success(object)
-    }
-
-    /// A transport error: not sent when no connection was made, else unknown.
-    static func classify(_ error: any Error) -> EtcdFailure {
-        if let urlError = error as? URLError {
-            switch urlError.code {
-            case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet, .badURL, .unsupportedURL:
-                return .notApplied("cannot connect (\(urlError.code.rawValue))")
-            case .timedOut:
-                return .outcomeUnknown("timed out")
-            default:
-                return .outcomeUnknown("connection failed (\(urlError.code.rawValue))")
+        let handle = handles.withLock { $0.popLast() } ?? CurlHandle()
+        let outcome = handle.post(url, payload, timeout: timeout, headers: ["Content-Type: application/json"])
+        handles.withLock { $0.append(handle) }
+        switch outcome {
+        case let .failure(failure): return .failure(failure)
+        case let .success((status, data)):
+            guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                return .failure(.outcomeUnknown("unreadable reply (HTTP \(status))"))
             }
+            guard status == 200 else {
+                let message = (object["message"] as? String) ?? (object["error"] as? String) ?? "HTTP \(status)"
+                return .failure(Self.classify(etcdError: message))
+            }
+            return .success(object)
         }
-        return .outcomeUnknown("\(error)")
     }
 
     /// An error etcd answered: refused before proposing (no leader, not started) is not
@@ -155,11 +132,4 @@ final class EtcdClient: Sendable {
         return .rejected("etcd: \(message)")
     }
 
-    /// The reply of one data task, handed from URLSession's thread to the caller's.
-    private final class ReplyBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value: (Data?, Int?, (any Error)?) = (nil, nil, nil)
-        func set(_ data: Data?, _ status: Int?, _ error: (any Error)?) { lock.withLock { value = (data, status, error) } }
-        func get() -> (Data?, Int?, (any Error)?) { lock.withLock { value } }
-    }
 }

@@ -10,6 +10,8 @@ import DIPCCore
 ///   takers and of pushers, bound to the lease of the server that waits; a line is
 ///   served in creation-revision order.
 /// - `dipc/NAME/s/LEASE`: one key per live server, bound to its lease.
+/// - `dipc/NAME/f/SERVER`: a server's write fence (see `EtcdStore.write`), one small
+///   key per server ever started, kept with the data.
 struct EtcdLayout: Sendable {
     let name: String
 

@@ -37,6 +37,8 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
     /// keepalive thread then removes this server's places that no request holds.
     private let strayPlacesPossible = Atomic<Bool>(false)
     private let heldPlaces = Mutex<Set<String>>([])
+    /// The version of this server's fence key that its writes compare.
+    private let fenceVersion = Atomic<Int64>(0)
 
     /// Seconds start-up waits for an endpoint (SPEC §1).
     static let startupSeconds = 10.0
@@ -83,6 +85,7 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
         serverID = UInt64(bitPattern: lease.id)
         watch = EtcdWatch(endpoints: client.endpoints, layout: layout, board: board)
         try register(lease: lease.id, deadline: deadline)
+        try raiseFence(deadline: deadline)
         watch.start()
         lease.startKeepalive(
             renewed: { [weak self] fresh in try? self?.register(lease: fresh, deadline: monotonicSeconds() + 3) },
@@ -157,31 +160,62 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
         return UInt64(EtcdJSON.kvs(reply).first?.version ?? 0)
     }
 
+    /// One txn: the put, guarded by this server's fence (see `fence`), and the new
+    /// version. Whether a write whose reply was lost was applied is settled by raising
+    /// the fence (no copy of it still in flight can apply after that) and reading the
+    /// mailbox; one that was not is sent again.
     func write(_ mailbox: Int, _ data: UnsafeRawBufferPointer) throws -> UInt64 {
         let key = layout.mailbox(mailbox)
-        let change = nextChange()
-        let value = MailboxValue(change: change, messages: [Array(data)]).encoded
-        let body = EtcdJSON.txn(success: [
-            ["request_put": EtcdJSON.put(key, value)], ["request_range": EtcdJSON.range(key, keysOnly: true)],
-        ])
+        let message = Array(data)
         let deadline = ioDeadline
-        do {
-            let reply = try client.call("/v3/kv/txn", body, deadline: deadline, idempotent: false)
-            let responses = EtcdJSON.txnResult(reply).responses
-            guard responses.count == 2, let kv = EtcdJSON.kvs(responses[1]["response_range"] as? [String: Any]).first else {
-                throw EtcdStoreFault.corrupt("a write's txn answered no version")
+        while true {
+            let change = nextChange()
+            let value = MailboxValue(change: change, messages: [message]).encoded
+            let body = EtcdJSON.txn(
+                compare: [EtcdJSON.compare(fenceKey, target: "VERSION", "EQUAL", fenceVersion.load(ordering: .acquiring))],
+                success: [["request_put": EtcdJSON.put(key, value)], ["request_range": EtcdJSON.range(key, keysOnly: true)]],
+                failure: [["request_range": EtcdJSON.range(fenceKey, keysOnly: true)]])
+            do {
+                let (succeeded, responses) = EtcdJSON.txnResult(try client.call("/v3/kv/txn", body, deadline: deadline, idempotent: false))
+                if succeeded {
+                    guard responses.count == 2, let kv = EtcdJSON.kvs(responses[1]["response_range"] as? [String: Any]).first else {
+                        throw EtcdStoreFault.corrupt("a write's txn answered no version")
+                    }
+                    return UInt64(kv.version)
+                }
+                // Another request of this server raised the fence: not applied; again.
+                let fence = responses.first.flatMap { EtcdJSON.kvs($0["response_range"] as? [String: Any]).first?.version } ?? 0
+                fenceVersion.store(fence, ordering: .releasing)
+            } catch let failure as EtcdFailure {
+                guard case .outcomeUnknown = failure else { throw unreachable(failure) }
+                do {
+                    try raiseFence(deadline: deadline)
+                    let reply = try client.call("/v3/kv/range", EtcdJSON.range(key), deadline: deadline, idempotent: true)
+                    if let kv = EtcdJSON.kvs(reply).first, try MailboxValue(decoding: kv.value).change == change {
+                        return UInt64(kv.version)
+                    }
+                    // Not applied, and now it never will be: send it again.
+                } catch {
+                    throw unreachable(failure, outcomeUnknown: true)
+                }
             }
-            return UInt64(kv.version)
-        } catch let failure as EtcdFailure {
-            guard case .outcomeUnknown = failure else { throw unreachable(failure) }
-            // The put may or may not have been applied: it is ours if the value says so.
-            if let reply = try? client.call("/v3/kv/range", EtcdJSON.range(key), deadline: deadline, idempotent: true),
-               let kv = EtcdJSON.kvs(reply).first, (try? MailboxValue(decoding: kv.value))?.change == change
-            {
-                return UInt64(kv.version)
-            }
-            throw unreachable(failure, outcomeUnknown: true)
         }
+    }
+
+    /// This server's fence: a key only it changes, whose version every `write` compares,
+    /// so that raising it voids the writes still in flight.
+    private var fenceKey: String { layout.prefix + "f/" + String(serverID, radix: 16) }
+
+    /// Raises the fence and records its new version.
+    private func raiseFence(deadline: Double) throws {
+        let reply = try client.call("/v3/kv/txn", EtcdJSON.txn(success: [
+            ["request_put": EtcdJSON.put(fenceKey, [])], ["request_range": EtcdJSON.range(fenceKey, keysOnly: true)],
+        ]), deadline: deadline, idempotent: true)
+        let responses = EtcdJSON.txnResult(reply).responses
+        guard responses.count == 2, let kv = EtcdJSON.kvs(responses[1]["response_range"] as? [String: Any]).first else {
+            throw EtcdFailure.rejected("raising the fence answered no version")
+        }
+        fenceVersion.store(kv.version, ordering: .releasing)
     }
 
     func push(_ mailbox: Int, _ data: UnsafeRawBufferPointer, waiting wait: MailboxWait) throws -> MailboxWaitOutcome<UInt64> {
@@ -258,8 +292,6 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
         defer { if let place { leave(place) } }
         var first = true
         while true {
-            if !first, wait.shouldAbandon() { return .abandoned }
-            first = false
             let mark = board.mark(m)
             // The mailbox and the head of its line, at one revision.
             let state = try read("/v3/kv/txn", EtcdJSON.txn(success: [
@@ -270,6 +302,10 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
             guard responses.count == 2 else { throw EtcdStoreFault.corrupt("a read txn answered \(responses.count) responses") }
             let current = EtcdJSON.kvs(responses[0]["response_range"] as? [String: Any]).first
             let head = EtcdJSON.kvs(responses[1]["response_range"] as? [String: Any]).first
+            // Asked after the read: a change that this read saw was made after whatever
+            // told the request to abandon, so the abandoned request never takes it.
+            if !first, wait.shouldAbandon() { return .abandoned }
+            first = false
             if place != nil, head == nil {
                 // Its place vanished with an expired lease: it is alone in line anyway.
                 abandonPlace(&place)

@@ -2,10 +2,6 @@ import Foundation
 import Glibc
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// A private etcd cluster for tests: 1 or 3 nodes on free loopback ports, data in a
 /// temporary directory (under /dev/shm when it exists: etcd fsyncs every write).
 ///
@@ -110,8 +106,9 @@ public final class EtcdCluster: @unchecked Sendable {
     /// when none answers or none is leader.
     public func leader() -> Int? {
         for i in nodes.indices where isRunning(i) {
-            guard let status = try? Self.post(endpoint(i), "/v3/maintenance/status", [:], timeout: 1),
-                  let header = status["header"] as? [String: Any],
+            guard let output = try? Self.etcdctl(endpoint(i), ["endpoint", "status", "-w", "json"]),
+                  let list = (try? JSONSerialization.jsonObject(with: Data(output.utf8))) as? [[String: Any]],
+                  let status = list.first?["Status"] as? [String: Any], let header = status["header"] as? [String: Any],
                   let member = header["member_id"].map({ "\($0)" }), let leader = status["leader"].map({ "\($0)" })
             else { continue }
             if member == leader { return i }
@@ -127,7 +124,7 @@ public final class EtcdCluster: @unchecked Sendable {
         var pending = Set(targets)
         while !pending.isEmpty {
             for i in pending.sorted() {
-                if (try? Self.post(endpoint(i), "/v3/kv/range", ["key": Data("health".utf8).base64EncodedString()], timeout: 1)) != nil {
+                if (try? Self.etcdctl(endpoint(i), ["get", "health"])) != nil {
                     pending.remove(i)
                 }
             }
@@ -199,33 +196,28 @@ public final class EtcdCluster: @unchecked Sendable {
 
     private static func freePort() throws -> Int { try LoopbackPort.free() }
 
-    // MARK: the HTTP/JSON gateway (for health and status only)
+    // MARK: etcdctl (health and status)
 
-    /// POSTs `body` as JSON to `endpoint + path`; the decoded reply of a 200, else throws.
-    static func post(_ endpoint: String, _ path: String, _ body: [String: Any], timeout: Double) throws -> [String: Any] {
-        var request = URLRequest(url: URL(string: endpoint + path)!, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        let reply = Reply()
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            reply.set(data: data, status: (response as? HTTPURLResponse)?.statusCode, error: error)
-            done.signal()
-        }.resume()
-        done.wait()
-        let (data, status, error) = reply.get()
-        if let error { throw EtcdClusterError("\(path) on \(endpoint): \(error)") }
-        guard status == 200, let data, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw EtcdClusterError("\(path) on \(endpoint): HTTP \(status.map(String.init) ?? "?")")
-        }
-        return object
-    }
+    static let etcdctlBinary: String = (["/usr/bin/etcdctl", "/usr/local/bin/etcdctl"] as [String]).first { access($0, X_OK) == 0 } ?? "etcdctl"
 
-    private final class Reply: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value: (Data?, Int?, (any Error)?) = (nil, nil, nil)
-        func set(data: Data?, status: Int?, error: (any Error)?) { lock.withLock { value = (data, status, error) } }
-        func get() -> (Data?, Int?, (any Error)?) { lock.withLock { value } }
+    /// Runs `etcdctl --endpoints ENDPOINT ARGS` (a linearizable request, 1 s at most);
+    /// its stdout when it exits 0, else throws.
+    static func etcdctl(_ endpoint: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: etcdctlBinary)
+        process.arguments = ["--endpoints", endpoint, "--command-timeout=1s", "--dial-timeout=1s"] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["ETCDCTL_API"] = "3"
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw EtcdClusterError("etcdctl \(arguments) on \(endpoint) failed") }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 
