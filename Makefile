@@ -87,7 +87,7 @@ define apt_install
 endef
 
 .PHONY: all deps build release clean \
-	run stop \
+	run run-etcd stop \
 	test \
 	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak \
 	bench bench-backends bench-fairness bench-wakeup \
@@ -121,8 +121,34 @@ run: build
 	@echo "talk to it:  printf 'w 0 5\nhello' | nc -q1 127.0.0.1 $(PORT)   or   $(BIN)/dipc-client --port $(PORT) read 0"
 	@echo "stop it:     $(BIN)/dipcrm $(PORT)"
 
+# A local single-node etcd (data under .build/etcd, compacted hourly, 2 GiB quota) and
+# a dipc on it; `make stop` stops both.
+ETCD_PORT ?= 2379
+ETCD_DIR := .build/etcd
+run-etcd: build
+	@mkdir -p $(ETCD_DIR)
+	@if [ -f $(ETCD_DIR)/etcd.pid ] && kill -0 $$(cat $(ETCD_DIR)/etcd.pid) 2>/dev/null; then \
+	  echo "etcd already runs (pid $$(cat $(ETCD_DIR)/etcd.pid))"; \
+	else \
+	  etcd --name dipc-local --data-dir $(ETCD_DIR)/data \
+	    --listen-client-urls http://127.0.0.1:$(ETCD_PORT) --advertise-client-urls http://127.0.0.1:$(ETCD_PORT) \
+	    --listen-peer-urls http://127.0.0.1:$$(($(ETCD_PORT) + 1)) \
+	    --initial-advertise-peer-urls http://127.0.0.1:$$(($(ETCD_PORT) + 1)) \
+	    --initial-cluster dipc-local=http://127.0.0.1:$$(($(ETCD_PORT) + 1)) \
+	    --auto-compaction-mode periodic --auto-compaction-retention 1h \
+	    --quota-backend-bytes 2147483648 >$(ETCD_DIR)/etcd.log 2>&1 & echo $$! >$(ETCD_DIR)/etcd.pid; \
+	  for i in $$(seq 50); do etcdctl --endpoints http://127.0.0.1:$(ETCD_PORT) endpoint health >/dev/null 2>&1 && break; sleep 0.2; done; \
+	  etcdctl --endpoints http://127.0.0.1:$(ETCD_PORT) endpoint health; \
+	fi
+	@$(BIN)/dipc --backend etcd --etcd http://127.0.0.1:$(ETCD_PORT) $(RUN_ARGS) $(MAILBOXES) $(MAILBOX_KB) $(PORT) $(PACKET_KB)
+	@echo "stop both:   make stop"
+
 stop:
-	@$(BIN)/dipcrm $(PORT)
+	@$(BIN)/dipcrm $(PORT); status=$$?; \
+	if [ -f $(ETCD_DIR)/etcd.pid ]; then \
+	  kill $$(cat $(ETCD_DIR)/etcd.pid) 2>/dev/null && echo "stopped etcd (pid $$(cat $(ETCD_DIR)/etcd.pid))"; \
+	  rm -f $(ETCD_DIR)/etcd.pid; \
+	fi; exit $$status
 
 # ============================================================================
 # Test

@@ -130,6 +130,9 @@ struct EtcdTests {
             #expect(try second.readBytes(3) == Array("abc".utf8))
             let served = monotonicNow() - killedAt
             #expect(served < 11, "served \(served) s after A died")
+            // dipcrm after the crash revokes the lease its runtime record names.
+            let removed = try scope.dipcrm(a.port)
+            #expect(removed.status == 0 && removed.out.contains("revoked its etcd lease"), "\(removed)")
         }
     }
 
