@@ -13,13 +13,13 @@ enum E2E {
         if !skipped.isEmpty {
             FileHandle.standardError.write(Data((
                 "SKIPPED: the parameterised end-to-end tests do not run on \(skipped.joined(separator: ", ")) "
-                    + "(its servers need a private etcd the harness does not start yet; Tests/DIPCEtcdTests cover it)\n").utf8))
+                    + "(its servers need a private etcd the harness does not start yet; EtcdTests.swift covers it)\n").utf8))
         }
         return BackendRegistry.names.filter { !notYetEndToEnd.contains($0) }
     }()
 
     /// Registered backends the harness cannot start servers of yet: etcd needs a running
-    /// cluster (its own end-to-end tests, Tests/DIPCEtcdTests, start one).
+    /// cluster (its own end-to-end tests, EtcdTests.swift, start one).
     static let notYetEndToEnd: Set<String> = ["etcd"]
 
     static var hasTDB: Bool { builtBackends.contains("tdb") }
