@@ -61,6 +61,8 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 # Build and tests (`make deps`, so every target that builds):
 #   libtdb-dev, pkg-config   the tdb backend (CTDB links libtdb, found with pkg-config);
 #   libedit-dev              line editing and history in `dipc-client shell` (CEditLine);
+#   libssl-dev               TLS in dipc, dipc-client and DIPCClient (CDIPCOpenSSL, OpenSSL 3);
+#   openssl                  the TLS tests make their certificates and talk with s_client;
 #   tdb-tools                the tdb backend tests check files with tdbtool;
 #   netcat-openbsd           tests and examples that talk to the server with nc;
 #   python3                  Examples/python's test;
@@ -69,7 +71,7 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 #   etcd-server, etcd-client the etcd backend's tests start private etcd clusters (etcd,
 #                            etcdctl); `make run-etcd` starts a local one;
 #   libcurl4-openssl-dev     the etcd backend's HTTP client (CCurl).
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev python3 man-db systemd etcd-server etcd-client libcurl4-openssl-dev
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd etcd-server etcd-client libcurl4-openssl-dev
 # `make verify`: spin generates the model checker, gcc compiles it.
 VERIFY_APT_PACKAGES := spin gcc
 # `make bench`: memcached is the reference server, gnuplot-nox draws throughput.png.

@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "DIPCPOSIX", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider"], path: "Backends/POSIX"),
         // Samba's libtdb (apt: libtdb-dev; the Makefile installs it).
         .systemLibrary(name: "CTDB", path: "Sources/CTDB", pkgConfig: "tdb", providers: [.apt(["libtdb-dev"])]),
+        // OpenSSL 3 (apt: libssl-dev; the Makefile installs it): TLS for the server and the clients.
+        .systemLibrary(name: "CDIPCOpenSSL", path: "Sources/CDIPCOpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/TDB"),
         // libcurl (apt: libcurl4-openssl-dev; the Makefile installs it): the etcd backend's HTTP client.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -58,7 +60,7 @@ let package = Package(
         .target(
             name: "DIPCServer",
             dependencies: [
-                "DIPCCore", "DIPCProtocol", "DIPCRuntime", "CDIPCShims",
+                "DIPCCore", "DIPCProtocol", "DIPCRuntime", "CDIPCShims", "CDIPCOpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
@@ -71,8 +73,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DIPCBackends"),
-        // Blocking client library for Swift programs (its own small reply parser: no server code).
-        .target(name: "DIPCClient", path: "Sources/DIPCClient"),
+        // Blocking client library for Swift programs (its own small reply parser: no server code;
+        // OpenSSL for --tls).
+        .target(name: "DIPCClient", dependencies: ["CDIPCOpenSSL"], path: "Sources/DIPCClient"),
         // libedit (apt: libedit-dev; the Makefile installs it): line editing in `dipc-client shell`.
         .systemLibrary(name: "CEditLine", path: "Sources/CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(

@@ -12,6 +12,8 @@ public final class MappedBlockBackend: BlockBackend {
     private let blocks: UnsafeMutableRawPointer
     private let stride: Int
     private let capacity: Int
+    /// The store's name, for the message of a corrupt-block error.
+    private let name: String
 
     /// Opens store `name` of `geometry` in the segment that `openSegment` maps for the
     /// store's whole size (creating it when the backend is asked to create); nil when
@@ -59,6 +61,7 @@ public final class MappedBlockBackend: BlockBackend {
         self.blocks = segment.base + StoreLayout.controlSize(for: geometry)
         self.stride = StoreLayout.blockStride(for: geometry)
         self.capacity = StoreLayout.slotCapacity(for: geometry)
+        self.name = name
     }
 
     public var control: UnsafeMutableRawPointer { segment.base }
@@ -82,15 +85,34 @@ public final class MappedBlockBackend: BlockBackend {
     }
 
     /// A slot's header: bytes used, message count, offset of the newest message.
+    ///
+    /// Shared memory is written by other processes, so every field read from it is
+    /// checked (`SlotHeader(at:mailbox:in:)`) before it is used as a length or an offset:
+    /// a corrupted field gives `StoreError.corrupt`, never a trap or an access outside
+    /// the slot.
     private struct SlotHeader {
         var used: Int
         var count: Int
         var lastOffset: Int
 
-        init(at slot: UnsafeMutableRawPointer) {
-            used = Int(slot.load(fromByteOffset: 0, as: UInt64.self))
-            count = Int(slot.load(fromByteOffset: 8, as: UInt64.self))
-            lastOffset = Int(slot.load(fromByteOffset: 16, as: UInt64.self))
+        /// Reads and checks the header of `slot` (of `mailbox`, a slot of `capacity` data
+        /// bytes): `used` within the data area, at least `messageOverhead` bytes per message,
+        /// no messages exactly when nothing is used, and the newest message's offset inside
+        /// the used bytes.
+        init(at slot: UnsafeMutableRawPointer, mailbox: Int, in backend: MappedBlockBackend) throws {
+            let used = slot.load(fromByteOffset: 0, as: UInt64.self)
+            let count = slot.load(fromByteOffset: 8, as: UInt64.self)
+            let lastOffset = slot.load(fromByteOffset: 16, as: UInt64.self)
+            let capacity = UInt64(backend.capacity)
+            let overhead = UInt64(StoreLayout.messageOverhead)
+            guard used <= capacity, count <= used / overhead, (count == 0) == (used == 0),
+                  count == 0 || lastOffset <= used - overhead
+            else {
+                throw backend.corruption(mailbox, "slot header used=\(used) count=\(count) lastOffset=\(lastOffset) (data area \(capacity) bytes)")
+            }
+            self.used = Int(used)
+            self.count = Int(count)
+            self.lastOffset = Int(lastOffset)
         }
 
         init(used: Int, count: Int, lastOffset: Int) {
@@ -106,6 +128,11 @@ public final class MappedBlockBackend: BlockBackend {
         }
     }
 
+    /// The error for a block whose bytes break the layout (`what` says which field).
+    private func corruption(_ mailbox: Int, _ what: String) -> StoreError {
+        .corrupt(name: name, reason: "mailbox \(mailbox) has a corrupt block: \(what)")
+    }
+
     private func data(_ slot: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
         slot + StoreLayout.slotHeaderSize
     }
@@ -117,11 +144,18 @@ public final class MappedBlockBackend: BlockBackend {
         return version
     }
 
-    private func copyMessage(at offset: Int, in slot: UnsafeMutableRawPointer, into buffer: inout [UInt8]) {
+    /// Copies the message at `offset` of a slot whose checked header is `header`; throws
+    /// `StoreError.corrupt` when its length field reaches past the used bytes.
+    private func copyMessage(at offset: Int, in slot: UnsafeMutableRawPointer, header: SlotHeader, mailbox: Int,
+                             into buffer: inout [UInt8]) throws {
         let base = data(slot) + offset
-        let length = Int(base.loadUnaligned(as: UInt64.self))
+        let length = base.loadUnaligned(as: UInt64.self)
+        // offset + overhead <= used is the header's check; the length must fit what is left.
+        guard length <= UInt64(header.used - offset - StoreLayout.messageOverhead) else {
+            throw corruption(mailbox, "message length \(length) at offset \(offset) exceeds the \(header.used) bytes in use")
+        }
         buffer.removeAll(keepingCapacity: true)
-        buffer.append(contentsOf: UnsafeRawBufferPointer(start: base + StoreLayout.messageOverhead, count: length))
+        buffer.append(contentsOf: UnsafeRawBufferPointer(start: base + StoreLayout.messageOverhead, count: Int(length)))
     }
 
     // MARK: BlockBackend
@@ -129,11 +163,11 @@ public final class MappedBlockBackend: BlockBackend {
     public func readNewest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64 {
         let state = stateWord(mailbox).load(ordering: .acquiring)
         let current = slot(mailbox, state & 1)
-        let header = SlotHeader(at: current)
+        let header = try SlotHeader(at: current, mailbox: mailbox, in: self)
         if header.count == 0 {
             buffer.removeAll(keepingCapacity: true)
         } else {
-            copyMessage(at: header.lastOffset, in: current, into: &buffer)
+            try copyMessage(at: header.lastOffset, in: current, header: header, mailbox: mailbox, into: &buffer)
         }
         return state >> 1
     }
@@ -162,7 +196,7 @@ public final class MappedBlockBackend: BlockBackend {
     public func append(_ mailbox: Int, _ value: UnsafeRawBufferPointer) throws -> UInt64? {
         let state = stateWord(mailbox).load(ordering: .acquiring)
         let current = slot(mailbox, state & 1)
-        let header = SlotHeader(at: current)
+        let header = try SlotHeader(at: current, mailbox: mailbox, in: self)
         guard StoreLayout.fits(used: header.used, adding: value.count, in: geometry) else { return nil }
         let spareIndex = (state & 1) ^ 1
         let spare = slot(mailbox, spareIndex)
@@ -182,10 +216,14 @@ public final class MappedBlockBackend: BlockBackend {
     public func takeOldest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64? {
         let state = stateWord(mailbox).load(ordering: .acquiring)
         let current = slot(mailbox, state & 1)
-        let header = SlotHeader(at: current)
+        let header = try SlotHeader(at: current, mailbox: mailbox, in: self)
         guard header.count > 0 else { return nil }
-        copyMessage(at: 0, in: current, into: &buffer)
+        try copyMessage(at: 0, in: current, header: header, mailbox: mailbox, into: &buffer)
         let taken = StoreLayout.messageOverhead + buffer.count
+        // The rest must still hold count-1 messages, the newest of them after the one taken.
+        guard header.count == 1 ? taken == header.used : header.lastOffset >= taken else {
+            throw corruption(mailbox, "the oldest message (\(taken) bytes) overlaps the rest (newest at \(header.lastOffset), \(header.used) used)")
+        }
         let spareIndex = (state & 1) ^ 1
         let spare = slot(mailbox, spareIndex)
         let remaining = header.used - taken

@@ -20,6 +20,8 @@ struct DIPCSoak: ParsableCommand {
     @Option(help: "Mailboxes: the first half registers (r/w), the rest queues (p/c).") var mailboxes: Int = 16
     @Option(help: "Mailbox size in KiB.") var mailboxKB: Int = 4
     @Option(help: "Seed of the clients' random choices.") var seed: UInt64 = 1
+    @Flag(inversion: .prefixedNo, help: "Also flood each server with connections and stalled writers (in a mailbox of their own), and check every server's thread and descriptor bounds for the whole run.")
+    var hostile = true
     @Flag(help: "Only check that the invariant checks catch broken histories, then exit.") var checkTheChecker = false
 
     func validate() throws {
@@ -52,6 +54,7 @@ struct DIPCSoak: ParsableCommand {
     private enum Outcome: Sendable {
         case worker(WorkerLog)
         case chaos(Chaos.Report)
+        case hostile(SoakHostile.Report)
     }
 
     func run() throws {
@@ -62,8 +65,11 @@ struct DIPCSoak: ParsableCommand {
             return
         }
         let directory = bin ?? programDirectory()
-        let servers = try SoakServers(bin: directory, backend: backend, mailboxes: mailboxes, mailboxKB: mailboxKB, servers: 2)
+        // With hostile clients, one more mailbox (theirs) and a --max-clients they can reach.
+        let servers = try SoakServers(bin: directory, backend: backend, mailboxes: mailboxes + (hostile ? 1 : 0),
+                                      mailboxKB: mailboxKB, servers: 2)
         defer { servers.removeAll() }
+        if hostile { servers.options = ["--max-clients", "\(SoakHostile.maxClients)"] }
         for port in servers.ports { print(try servers.start(port)) }
 
         let start = now()
@@ -72,18 +78,30 @@ struct DIPCSoak: ParsableCommand {
             mailboxSize: mailboxKB * 1024, deadline: start + seconds, seed: seed)
         let killAt = start + seconds / 2
         let clientCount = clients
-        let outcomes = TestThreads.collect(clients + 1) { index -> Outcome in
-            index < clientCount
-                ? .worker(SoakWorker.run(index, plan: plan))
-                : .chaos(Chaos.run(servers: servers, victim: plan.ports[0], at: killAt))
+        // Per server: one flooder and the stalled writers; then one monitor for all.
+        let hostilePerServer = 1 + SoakHostile.stalledWritersPerServer
+        let hostileCount = hostile ? servers.ports.count * hostilePerServer + 1 : 0
+        let hostileMailbox = mailboxes
+        let outcomes = TestThreads.collect(clients + 1 + hostileCount) { index -> Outcome in
+            if index < clientCount { return .worker(SoakWorker.run(index, plan: plan)) }
+            if index == clientCount { return .chaos(Chaos.run(servers: servers, victim: plan.ports[0], at: killAt)) }
+            let hostileIndex = index - clientCount - 1
+            if hostileIndex == hostileCount - 1 { return .hostile(SoakHostile.monitor(servers: servers, deadline: plan.deadline)) }
+            let port = plan.ports[hostileIndex / hostilePerServer]
+            return hostileIndex % hostilePerServer == 0
+                ? .hostile(SoakHostile.flood(port: port, deadline: plan.deadline))
+                : .hostile(SoakHostile.stalledWriter(port: port, mailbox: hostileMailbox, mailboxSize: plan.mailboxSize,
+                                                     deadline: plan.deadline))
         }
         let elapsed = now() - start
         var logs: [WorkerLog] = []
         var chaos = Chaos.Report()
+        var hostileReport = SoakHostile.Report()
         for outcome in outcomes {
             switch outcome {
             case let .worker(log): logs.append(log)
             case let .chaos(report): chaos = report
+            case let .hostile(report): hostileReport.merge(report)
             }
         }
 
@@ -97,6 +115,10 @@ struct DIPCSoak: ParsableCommand {
         let drained = try drain(plan, port: plan.ports[1])
         var check = SoakCheck(logs: logs, drained: drained, finalRegisters: finalRegisters, plan: plan)
         violations += check.violations
+        if hostile {
+            violations += hostileReport.violations
+            check.figures += hostileReport.figures
+        }
         if backend == "tdb" {
             violations += try persistenceCheck(servers: servers, plan: plan, expected: finalRegisters)
             check.figures.append(("tdb: registers and queued messages after stopping both servers and restarting one", violations.isEmpty ? "all kept" : "see violations"))
@@ -112,7 +134,8 @@ struct DIPCSoak: ParsableCommand {
         } else {
             print("\(violations.count) INVARIANT VIOLATIONS:")
             for violation in violations.prefix(50) { print("  \(violation)") }
-            Glibc.exit(1)
+            // Thrown, not exit(1): the servers are removed (the `defer` above) before exiting 1.
+            throw SoakError("\(violations.count) invariant violations")
         }
     }
 

@@ -24,6 +24,8 @@ final class SoakServers: @unchecked Sendable {
     let scratch: String
     let mailboxes: Int
     let mailboxKB: Int
+    /// Options given to every server before its arguments (`--max-clients` ...).
+    var options: [String] = []
     private var environment: [String] = []
 
     init(bin: String, backend: String, mailboxes: Int, mailboxKB: Int, servers: Int) throws {
@@ -47,8 +49,8 @@ final class SoakServers: @unchecked Sendable {
     }
 
     var arguments: (Int) -> [String] {
-        { [backend, name, mailboxes, mailboxKB] port in
-            ["--backend", backend, "--name", name, "\(mailboxes)", "\(mailboxKB)", "\(port)", "1"]
+        { [backend, name, options, mailboxes, mailboxKB] port in
+            ["--backend", backend, "--name", name] + options + ["\(mailboxes)", "\(mailboxKB)", "\(port)", "1"]
         }
     }
 

@@ -12,11 +12,18 @@ protocol is small: a header line, then exactly LEN data bytes, in both direction
 
 Every call raises DIPCError (with .code: "range", "size", "empty", "full", ...) when
 the server answers `err CODE MESSAGE`, and OSError when the connection fails.
+
+Access (SPEC §1): `Client(unix_path="/run/dipc.sock")` uses a Unix socket;
+`auth_file=PATH` (else $DIPC_AUTH_FILE) sends the token first; `tls=True` speaks TLS,
+verifying the server against `tls_ca` (else the system's CAs) and its host name or
+IP, and `tls_cert`/`tls_key` present a client certificate.
 """
 
+import os
 import socket
+import ssl
 
-__all__ = ["Client", "DIPCError"]
+__all__ = ["Client", "DIPCError", "read_token"]
 
 
 class DIPCError(Exception):
@@ -31,10 +38,28 @@ class DIPCError(Exception):
 class Client:
     """One TCP connection to a dipc server. Not thread-safe: one per thread."""
 
-    def __init__(self, host="127.0.0.1", port=7070, timeout=30.0):
+    def __init__(self, host="127.0.0.1", port=7070, timeout=30.0, unix_path=None, auth_file=None,
+                 tls=False, tls_ca=None, tls_cert=None, tls_key=None):
         self._timeout = timeout
-        self._sock = socket.create_connection((host, port), timeout=timeout)
+        if unix_path is not None:
+            if tls:
+                raise ValueError("a Unix socket does not speak TLS")
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sock.settimeout(timeout)
+            self._sock.connect(unix_path)
+        else:
+            self._sock = socket.create_connection((host, port), timeout=timeout)
+        if tls:
+            context = ssl.create_default_context(cafile=tls_ca)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if tls_cert or tls_key:
+                context.load_cert_chain(tls_cert, tls_key)
+            # check_hostname verifies a host name or an IP address against the certificate.
+            self._sock = context.wrap_socket(self._sock, server_hostname=host)
         self._file = self._sock.makefile("rb")
+        auth_file = auth_file or os.environ.get("DIPC_AUTH_FILE")
+        if auth_file:
+            self.authenticate(read_token(auth_file))
 
     def __enter__(self):
         return self
@@ -76,6 +101,11 @@ class Client:
     def stats(self):
         """`s`: the server's counters as a dict of ints."""
         return {k: int(v) for k, v in self._pairs(b"s\n").items()}
+
+    def authenticate(self, token):
+        """`a TOKEN`: presents the server's --auth-file token (a wrong one closes)."""
+        self._send(b"a " + _bytes(token) + b"\n")
+        self._line()
 
     def close(self):
         """`q`, then closes the connection (errors while quitting are ignored)."""
@@ -123,6 +153,12 @@ class Client:
         if banner and words and words[0].startswith(banner):
             words = words[1:]
         return dict(w.split("=", 1) for w in words if "=" in w)
+
+
+def read_token(path):
+    """The token of an auth file: its first line without `\n` (and a `\r` before it)."""
+    with open(path, "rb") as f:
+        return f.readline().rstrip(b"\r\n")
 
 
 def _bytes(data):

@@ -58,6 +58,8 @@ private func check(_ request: Request, mailboxes: Int, mailboxSize: Int) {
         precondition(data.count <= mailboxSize, "value larger than the mailbox")
     case .quit, .info, .stats:
         break
+    case let .authenticate(token):
+        precondition(AuthenticationToken.isValid(token), "a token of the wrong shape")
     }
     switch request {
     case let .watch(_, _, wait), let .push(_, _, wait), let .consume(_, wait):

@@ -22,8 +22,16 @@ public final class DIPCConnection {
     private static let chunkSize = 64 * 1024
 
     /// Connects to `host`:`port` (a name or an IPv4/IPv6 address, resolved with getaddrinfo).
-    public init(host: String = "127.0.0.1", port: Int, timeoutSeconds: Double = 30) throws {
+    /// With `tls`, speaks TLS, verifying the server's certificate and its name or IP.
+    public init(host: String = "127.0.0.1", port: Int, timeoutSeconds: Double = 30, tls: DIPCTLSOptions? = nil) throws {
         stream = try TCPStream.connect(host: host, port: port, timeoutSeconds: timeoutSeconds)
+        currentReceiveTimeout = timeoutSeconds
+        if let tls { try stream.startTLS(host: host, options: tls) }
+    }
+
+    /// Connects to the Unix-domain socket at `unixPath` (a server started with `--unix`).
+    public init(unixPath: String, timeoutSeconds: Double = 30) throws {
+        stream = try TCPStream.connect(unixPath: unixPath, timeoutSeconds: timeoutSeconds)
         currentReceiveTimeout = timeoutSeconds
     }
 
@@ -112,6 +120,22 @@ public final class DIPCConnection {
         try exchange("s") {
             try sendRaw(Array("s\n".utf8))
             return try ReplyParsing.pairs(try readLine(), request: "s", banner: nil)
+        }
+    }
+
+    /// `a TOKEN`: presents the server's `--auth-file` token (see `DIPCAuthFile`).
+    /// Throws `.server(code: "auth", ...)` when it is refused (a wrong token; or a
+    /// server that requires none), and closes the connection then. Error messages
+    /// never quote the token.
+    public func authenticate(token: String) throws {
+        do {
+            try exchange("a TOKEN") {
+                try sendRaw(Array("a \(token)\n".utf8))
+                try ReplyParsing.okay(try readLine(), request: "a TOKEN")
+            }
+        } catch let error as DIPCClientError {
+            if case .server = error { close() }
+            throw error
         }
     }
 

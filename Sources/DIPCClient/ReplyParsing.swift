@@ -60,6 +60,12 @@ enum ReplyParsing {
         return result
     }
 
+    /// `ok` (reply to `a`).
+    static func okay(_ line: String, request: String) throws {
+        try throwIfError(line)
+        guard line == "ok" else { throw violation(request, expected: "ok", got: line) }
+    }
+
     /// `bye` (reply to `q`).
     static func bye(_ line: String) throws {
         try throwIfError(line)

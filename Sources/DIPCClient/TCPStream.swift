@@ -1,6 +1,7 @@
 import Glibc
 
-/// A connected, blocking TCP socket with send/receive timeouts.
+/// A connected, blocking TCP (or Unix-domain) socket with send/receive timeouts,
+/// optionally carrying TLS (`startTLS`).
 ///
 /// Contract:
 /// - `connect` resolves `host` with getaddrinfo (IPv4 and IPv6, numeric service) and
@@ -17,6 +18,8 @@ final class TCPStream {
     let peer: String
     /// The timeout applied to sends and receives, in seconds (0: none).
     let timeoutSeconds: Double
+    /// Set by `startTLS`: every byte then goes through it.
+    private var tls: ClientTLSSession?
 
     private init(fd: Int32, peer: String, timeoutSeconds: Double) {
         self.fd = fd
@@ -86,6 +89,34 @@ final class TCPStream {
         throw lastError
     }
 
+    /// Connects to the Unix-domain stream socket at `path` (`dipc --unix`).
+    static func connect(unixPath path: String, timeoutSeconds: Double) throws -> TCPStream {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw DIPCClientError.connection("connect to \(path): not a usable Unix socket path")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw connectionError("socket for \(path)", errno: errno) }
+        let stream = TCPStream(fd: fd, peer: path, timeoutSeconds: timeoutSeconds)
+        try stream.setTimeout(SO_SNDTIMEO, seconds: timeoutSeconds)
+        try stream.setTimeout(SO_RCVTIMEO, seconds: timeoutSeconds)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 { throw connectionError("connect to \(path)", errno: errno) }
+        return stream
+    }
+
+    /// Handshakes TLS with the server, verifying it as `host`; every later byte is encrypted.
+    func startTLS(host: String, options: DIPCTLSOptions) throws {
+        tls = try ClientTLSSession(fd: fd, host: host, peer: peer, options: options, timeoutSeconds: timeoutSeconds)
+    }
+
     /// Sets SO_RCVTIMEO or SO_SNDTIMEO (0 or less: block without limit).
     func setTimeout(_ option: Int32, seconds: Double) throws {
         var tv = timeval()
@@ -106,6 +137,10 @@ final class TCPStream {
     /// Sends every byte of `bytes`.
     func sendAll(_ bytes: [UInt8]) throws {
         guard isOpen else { throw DIPCClientError.connection("send to \(peer): connection is closed") }
+        if let tls {
+            try bytes.withUnsafeBytes { try tls.sendAll($0) }
+            return
+        }
         var sent = 0
         try bytes.withUnsafeBytes { raw in
             while sent < raw.count {
@@ -127,6 +162,16 @@ final class TCPStream {
         guard isOpen else { throw DIPCClientError.connection("recv from \(peer): connection is closed") }
         let start = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: capacity))
+        if let tls {
+            do {
+                let n = try buffer.withUnsafeMutableBytes { raw in try tls.receive(into: raw.baseAddress! + start, capacity: capacity) }
+                buffer.removeLast(capacity - n)
+                return n
+            } catch {
+                buffer.removeLast(capacity)
+                throw error
+            }
+        }
         let received = buffer.withUnsafeMutableBytes { raw in
             Result { () throws(SystemError) in try systemCall("recv") { Glibc.recv(fd, raw.baseAddress! + start, capacity, 0) } }
         }
@@ -148,6 +193,12 @@ final class TCPStream {
     /// nothing is queued, at EOF, or on error).
     func receiveQueued(into buffer: inout [UInt8], capacity: Int) -> Int {
         guard isOpen else { return 0 }
+        if let tls {
+            // Only what is decrypted already, or a socket that is readable now.
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard tls.pending > 0 || poll(&pfd, 1, 0) == 1 else { return 0 }
+            return (try? receive(into: &buffer, capacity: capacity, receiveTimeout: timeoutSeconds)) ?? 0
+        }
         let start = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: capacity))
         // Nothing queued (EAGAIN) and a failed connection both read as "nothing": the
@@ -162,6 +213,8 @@ final class TCPStream {
     /// Closes the socket; later calls fail with "connection is closed".
     func close() {
         if fd >= 0 {
+            tls?.shutdown()
+            tls = nil
             // Linux frees the descriptor even when close fails, and a retry could close
             // a descriptor another thread was just given: nothing to check or retry.
             _ = Glibc.close(fd)

@@ -36,6 +36,8 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let invalidArgument = Errno(rawValue: EINVAL)
     /// `EIDRM`: a System V object was removed.
     public static let identifierRemoved = Errno(rawValue: EIDRM)
+    /// `EOPNOTSUPP`: the operation does not apply to this kind of object (a TCP option on a Unix socket).
+    public static let operationNotSupported = Errno(rawValue: EOPNOTSUPP)
     /// `EACCES`.
     public static let permissionDenied = Errno(rawValue: EACCES)
     /// `EADDRINUSE`.
@@ -58,4 +60,6 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let fileTooLarge = Errno(rawValue: EFBIG)
     /// `ETIMEDOUT`.
     public static let timedOut = Errno(rawValue: ETIMEDOUT)
+    /// `ECONNREFUSED`: nothing listens (a stale Unix socket file).
+    public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
 }

@@ -19,7 +19,7 @@ enum LineTarget: Sendable {
 }
 
 /// What a complete header line means.
-enum HeaderOutcome {
+enum HeaderOutcome: Sendable {
     /// Finished: a request without data, or an error.
     case result(DecodeResult)
     /// LEN data bytes follow.
@@ -113,6 +113,7 @@ struct HeaderParser {
         case UInt8(ascii: "s"):
             if fields.hasEmptyField { return syntax(Self.emptyFieldMessage) }
             return fields.count == 1 ? .result(.request(.stats)) : syntax("usage: s")
+        case UInt8(ascii: "a"): return parseAuthenticate()
         default:
             return syntax("unknown request \(text(0))")
         }
@@ -210,6 +211,17 @@ struct HeaderParser {
         }
         return .payload(
             length: Int(length), target: .push(mailbox: mailbox, waitMilliseconds: waitMilliseconds))
+    }
+
+    /// `a TOKEN`. No message quotes the token: what a client sends in `a` is never echoed.
+    private func parseAuthenticate() -> HeaderOutcome {
+        if fields.hasEmptyField { return syntax(Self.emptyFieldMessage) }
+        guard fields.count == 2 else { return syntax("usage: a TOKEN") }
+        let token = UnsafeBufferPointer(rebasing: line[fields[1]])
+        guard AuthenticationToken.isValid(token) else {
+            return syntax("a token is \(AuthenticationToken.minimumLength)-\(AuthenticationToken.maximumLength) visible ASCII characters")
+        }
+        return .result(.request(.authenticate(token: Array(token))))
     }
 
     // MARK: - Helpers

@@ -1,6 +1,6 @@
 /// The `CODE` of an `err CODE MESSAGE` reply (SPEC §2).
 public enum ErrorCode: String, Sendable, CaseIterable {
-    case syntax, range, size, busy, timeout, shutdown, full, empty, `internal`, unavailable
+    case syntax, range, size, busy, timeout, shutdown, full, empty, `internal`, auth, unavailable
 }
 
 /// One protocol error: what the server answers with `err CODE MESSAGE\n`, and whether it
@@ -33,6 +33,17 @@ public struct ProtocolError: Error, Equatable, Sendable {
         out.append(0x0A)
         return out
     }
+}
+
+extension ProtocolError {
+    /// Any request but `a` and `q` before a successful `a` on a server with `--auth-file`.
+    public static let authenticationRequired = ProtocolError(
+        code: .auth, message: "authentication required", closesConnection: false)
+    /// `a` with a token that is not the server's: the connection closes.
+    public static let wrongToken = ProtocolError(code: .auth, message: "wrong token", closesConnection: true)
+    /// `a` on a server without `--auth-file`.
+    public static let noTokenRequired = ProtocolError(
+        code: .auth, message: "no token is required", closesConnection: false)
 }
 
 extension ProtocolError: CustomStringConvertible {

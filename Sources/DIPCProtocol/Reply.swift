@@ -61,6 +61,9 @@ public enum Reply {
         return at + digits
     }
 
+    /// `ok\n` (a successful `a`)
+    public static let okay: [UInt8] = Array("ok\n".utf8)
+
     /// `bye\n`
     public static let bye: [UInt8] = Array("bye\n".utf8)
 

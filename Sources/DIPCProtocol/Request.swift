@@ -16,6 +16,8 @@ public enum Request: Equatable, Sendable {
     case info
     /// `s`
     case stats
+    /// `a TOKEN`: TOKEN is 16-200 visible ASCII characters (0x21-0x7e). Never log it.
+    case authenticate(token: [UInt8])
 }
 
 /// What the decoder yields: a request to serve, or an error to answer.

@@ -4,6 +4,12 @@
 /// Bytes wait in one buffer with a read offset that is compacted now and then. The data
 /// of a `w N LEN` / `p N LEN` goes straight from `append` into the request's array (copied
 /// once, and never scanned); dropped data is only counted.
+///
+/// Staging admission (`requiresStagingAdmission`): a server that bounds the memory of
+/// data still arriving makes the decoder stop after each header whose data it would
+/// keep (`w N LEN`, `p N LEN ...`, and the netcat form `w N`): `next()` returns nil and
+/// `stagingAwaited` says how many bytes the request will stage, until the caller has
+/// reserved them and calls `admitStaging()`. Bytes appended meanwhile are only buffered.
 public struct RequestDecoder: Sendable {
     /// Longest header line, counting its `\n`.
     public static let maximumHeaderLength = 256
@@ -14,12 +20,15 @@ public struct RequestDecoder: Sendable {
         case header
         case payload(PayloadTarget)
         case line(LineTarget)
+        /// A header whose data is kept was decoded; waiting for `admitStaging()`.
+        case awaitingAdmission(HeaderOutcome)
         /// After an error that closes the connection: nothing more is decoded.
         case closed
     }
 
     private let mailboxes: Int
     private let mailboxSize: Int
+    private let requiresStagingAdmission: Bool
 
     private var buffer: [UInt8] = []
     /// Start of the unconsumed bytes in `buffer`.
@@ -27,6 +36,8 @@ public struct RequestDecoder: Sendable {
     /// How many unconsumed bytes are already known to hold no `\n` (header and line phases).
     private var scanned = 0
     private var phase: Phase = .header
+    /// Until `authenticated()`, every request but `a` and `q` is refused (`--auth-file`).
+    private var refusesUntilAuthenticated = false
 
     /// Payload phase: the data received so far (when kept) and the bytes still missing.
     /// While bytes are missing, `buffer` holds no unconsumed bytes.
@@ -39,10 +50,25 @@ public struct RequestDecoder: Sendable {
     /// An empty buffer with more capacity than this is released.
     private static let retainedCapacity = 64 * 1024
 
-    public init(mailboxes: Int, mailboxSize: Int) {
+    /// A decoder for a store of `mailboxes` mailboxes of `mailboxSize` bytes. With
+    /// `requiresAuthentication`, headers decoded before `authenticated()` is called are
+    /// refused as SPEC §2 says (see `HeaderOutcome.refusedUntilAuthenticated`). With
+    /// `requiresStagingAdmission`, it waits for `admitStaging()` before the data of each
+    /// request that keeps data (see the type's documentation).
+    public init(mailboxes: Int, mailboxSize: Int, requiresAuthentication: Bool = false,
+                requiresStagingAdmission: Bool = false) {
         precondition(mailboxes >= 0 && mailboxSize >= 0, "negative geometry")
         self.mailboxes = mailboxes
         self.mailboxSize = mailboxSize
+        self.refusesUntilAuthenticated = requiresAuthentication
+        self.requiresStagingAdmission = requiresStagingAdmission
+    }
+
+    /// The connection presented the right token: later headers are decoded as usual.
+    /// Results are decoded one `next()` at a time, so a pipelined request after the `a`
+    /// is served once this is called.
+    public mutating func authenticated() {
+        refusesUntilAuthenticated = false
     }
 
     // MARK: - Input
@@ -96,7 +122,7 @@ public struct RequestDecoder: Sendable {
     public var isIdle: Bool {
         switch phase {
         case .closed: return true
-        case .payload, .line: return false
+        case .payload, .line, .awaitingAdmission: return false
         case .header: break
         }
         return buffer.withUnsafeBufferPointer { bytes in
@@ -117,6 +143,23 @@ public struct RequestDecoder: Sendable {
         }
     }
 
+    /// The bytes the request whose header was just decoded will stage (its LEN, or the
+    /// mailbox size for a netcat-form line), while it waits for `admitStaging()`; else nil.
+    public var stagingAwaited: Int? {
+        guard case let .awaitingAdmission(outcome) = phase else { return nil }
+        if case let .payload(length, _) = outcome { return length }
+        return mailboxSize
+    }
+
+    /// Lets the request waiting in `stagingAwaited` receive its data.
+    public mutating func admitStaging() {
+        guard case let .awaitingAdmission(outcome) = phase else {
+            preconditionFailure("admitStaging() without a request awaiting admission")
+        }
+        phase = .header
+        begin(outcome)
+    }
+
     /// Received bytes held by the decoder and not yet handed out in a result.
     public var bufferedByteCount: Int {
         buffer.count - readOffset + payload.count
@@ -129,7 +172,7 @@ public struct RequestDecoder: Sendable {
     public mutating func next() -> DecodeResult? {
         while true {
             switch phase {
-            case .closed:
+            case .closed, .awaitingAdmission:
                 return nil
             case .payload(let target):
                 if payloadRemaining > 0 { return nil }
@@ -143,11 +186,14 @@ public struct RequestDecoder: Sendable {
                 case .result(let result):
                     if case .failure(let error) = result, error.closesConnection { close() }
                     return result
-                case .payload(let length, let target):
-                    startPayload(length: length, target: target)
-                case .line(let target):
-                    phase = .line(target)
-                    scanned = 0
+                case .payload(_, let target) where requiresStagingAdmission && target.keepsData:
+                    phase = .awaitingAdmission(outcome)
+                    return nil
+                case .line(let target) where requiresStagingAdmission && target.buffersLine:
+                    phase = .awaitingAdmission(outcome)
+                    return nil
+                case .payload, .line:
+                    begin(outcome)
                 }
             }
         }
@@ -186,12 +232,26 @@ public struct RequestDecoder: Sendable {
             readOffset = newline + 1
             scanned = 0
             if end == start { continue }  // empty line
-            return buffer.withUnsafeBufferPointer { bytes in
+            let outcome = buffer.withUnsafeBufferPointer { bytes in
                 HeaderParser(
                     line: UnsafeBufferPointer(rebasing: bytes[start..<end]),
                     mailboxes: mailboxes, mailboxSize: mailboxSize
                 ).parse()
             }
+            return refusesUntilAuthenticated ? outcome.refusedUntilAuthenticated() : outcome
+        }
+    }
+
+    /// Enters the data phase of a decoded header (`.payload` or `.line`).
+    private mutating func begin(_ outcome: HeaderOutcome) {
+        switch outcome {
+        case .payload(let length, let target):
+            startPayload(length: length, target: target)
+        case .line(let target):
+            phase = .line(target)
+            scanned = 0
+        case .result:
+            preconditionFailure("a result has no data phase")
         }
     }
 
@@ -252,12 +312,24 @@ public struct RequestDecoder: Sendable {
         readOffset = newline + 1
         scanned = 0
         phase = .header
+        let result: DecodeResult
         switch target {
         case .write(let mailbox):
-            return .request(.write(mailbox: mailbox, data: Array(buffer[start..<end])))
+            result = .request(.write(mailbox: mailbox, data: Array(buffer[start..<end])))
         case .drop(let error):
-            return .failure(error)
+            result = .failure(error)
         }
+        releaseExcessCapacity()
+        return result
+    }
+
+    /// After a long line: keeps only the unconsumed bytes (at most what one receive
+    /// added after the line), so a connection does not hold a mailbox-sized buffer
+    /// once the line's staged data is released.
+    private mutating func releaseExcessCapacity() {
+        guard buffer.capacity > Self.retainedCapacity else { return }
+        buffer = Array(buffer[readOffset...])
+        readOffset = 0
     }
 
     private mutating func lineTooLong() -> DecodeResult {
@@ -274,5 +346,14 @@ public struct RequestDecoder: Sendable {
         scanned = 0
         payload = []
         payloadRemaining = 0
+    }
+}
+
+extension LineTarget {
+    /// Whether the decoder holds the whole line before it acts: every target but a
+    /// syntax error's, whose line is dropped as it arrives.
+    fileprivate var buffersLine: Bool {
+        if case let .drop(error) = self, error.code == .syntax { return false }
+        return true
     }
 }

@@ -1,6 +1,7 @@
 import DIPCCore
 import DIPCProtocol
 import Glibc
+import Logging
 
 /// One client connection, served by its own thread: decodes requests from packets,
 /// runs them against the store, and sends replies in request order.
@@ -8,7 +9,8 @@ import Glibc
 /// A write's data is received completely before the mailbox is locked; a read copies
 /// out under the lock and sends afterwards; no lock is held during socket I/O.
 final class Connection: @unchecked Sendable {
-    private let fd: Int32
+    /// The client's bytes, plain or TLS.
+    private let stream: any ConnectionStream
     private let server: Server
     // Only this connection's thread touches the mutable state below, so the runtime's
     // exclusivity checks (about a quarter of the server's user-space instructions per
@@ -19,29 +21,24 @@ final class Connection: @unchecked Sendable {
     @exclusivity(unchecked) private var outgoing: [UInt8] = []
     /// Reused for values copied out of the store.
     @exclusivity(unchecked) private var value: [UInt8] = []
+    /// Bytes of the server's staging budget this connection holds for the request whose
+    /// data it is receiving (0 when none); see `admitStagedData`.
+    @exclusivity(unchecked) private var staged = 0
     private var store: any MailboxStore { server.store }
     private var packetSize: Int { server.configuration.packetSize }
 
-    /// Takes over `fd` only on success; on failure the caller still owns (and closes) it.
-    /// Throws when the socket options it depends on cannot be set: without the send
-    /// timeout a stalled client could hold its thread forever.
-    init(fd: Int32, server: Server) throws {
-        self.fd = fd
+    /// Serves `stream` (set up: socket options, TLS state); closes it when done.
+    init(stream: any ConnectionStream, server: Server) {
+        self.stream = stream
         self.server = server
         let geometry = server.store.geometry
-        decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize)
+        decoder = RequestDecoder(mailboxes: geometry.mailboxes, mailboxSize: geometry.mailboxSize,
+                                 requiresAuthentication: server.access.secret != nil,
+                                 requiresStagingAdmission: true)
         // One packet, but never more than the largest request could need; the pages are
         // touched only as data arrives.
         let bufferSize = min(server.configuration.packetSize, geometry.mailboxSize + RequestDecoder.maximumHeaderLength)
         receiveBuffer = [UInt8](unsafeUninitializedCapacity: bufferSize) { _, count in count = bufferSize }
-        var one: Int32 = 1
-        try systemCall("setsockopt(TCP_NODELAY)") {
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        }
-        var timeout = timeval(tv_sec: server.configuration.ioTimeoutSeconds, tv_usec: 0)
-        try systemCall("setsockopt(SO_SNDTIMEO)") {
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        }
     }
 
     /// What the connection does after a request.
@@ -54,11 +51,20 @@ final class Connection: @unchecked Sendable {
     }
 
     func run() {
+        // The TLS handshake, on this thread, cut by --io-timeout or a stop.
+        guard stream.open(deadline: monotonicSeconds() + Double(server.configuration.ioTimeoutSeconds),
+                          stopSignalFD: server.stopSignalFD) else {
+            server.connectionEnded()
+            stream.close(lingeringWith: nil)
+            return
+        }
         let next = serve()
+        releaseStagedData()
         if next != .drop { _ = flush() }
-        // The client's slot is free before the lingering close, so it can reconnect at once.
+        // The lingering close is the closer thread's, so this thread ends now and the
+        // client's slot is free at once for it to reconnect.
+        stream.close(lingeringWith: next == .drop ? nil : server.lingeringCloser)
         server.connectionEnded()
-        if next == .drop { closeDescriptor(fd) } else { SocketIO.closeGracefully(fd) }
     }
 
     private func serve() -> Next {
@@ -71,6 +77,7 @@ final class Connection: @unchecked Sendable {
                 case let .request(request):
                     next = execute(request)
                 }
+                releaseStagedData()  // the result ends the request that held it
                 if next != .keepOpen { return next }
                 if outgoing.count >= receiveBuffer.count, !flush() { return .drop }
                 if server.isStopping && monotonicSeconds() > server.stopDeadline {
@@ -81,6 +88,10 @@ final class Connection: @unchecked Sendable {
             if server.isStopping && decoder.isIdle {
                 return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
             }
+            if let bytes = decoder.stagingAwaited {
+                if let next = admitStagedData(bytes) { return next }
+                continue
+            }
             switch waitForInput() {
             case .readable: break
             case .timedOut:
@@ -90,9 +101,7 @@ final class Connection: @unchecked Sendable {
             }
             let count: Int
             do {
-                count = try receiveBuffer.withUnsafeMutableBytes { raw in
-                    try systemCall("recv") { recv(fd, raw.baseAddress, raw.count, 0) }
-                }
+                count = try receiveBuffer.withUnsafeMutableBytes { try stream.receive(into: $0) }
             } catch let error as SystemError where error.errno == .wouldBlock {
                 continue  // a spurious wake-up: wait again
             } catch {
@@ -109,6 +118,7 @@ final class Connection: @unchecked Sendable {
     /// Waits for bytes. Idle connections wait without limit until a stop begins;
     /// a started request waits at most --io-timeout (and not past the stop deadline).
     private func waitForInput() -> InputWait {
+        if stream.hasBufferedInput { return .readable }
         let idle = decoder.isIdle
         var limit: Double = idle ? .infinity : Double(server.configuration.ioTimeoutSeconds)
         let stopping = server.isStopping
@@ -117,7 +127,7 @@ final class Connection: @unchecked Sendable {
         let deadline = limit.isInfinite ? limit : monotonicSeconds() + limit
         while true {
             // A tuple, not an array: no allocation per wait.
-            var fds = (pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+            var fds = (pollfd(fd: stream.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: server.stopSignalFD, events: Int16(POLLIN), revents: 0))
             if !deadline.isInfinite && deadline - monotonicSeconds() <= 0 { return stopping ? .stopping : .timedOut }
             // While stopping, the stop pipe stays readable: watch only the socket.
@@ -140,6 +150,31 @@ final class Connection: @unchecked Sendable {
         }
     }
 
+    /// Reserves `bytes` of the staging budget for the request whose header was just
+    /// decoded, before any of its data is read: the socket is not read meanwhile and no
+    /// --io-timeout runs (SPEC §3 "Resources"). Returns nil once admitted, or what to do
+    /// when the wait is given up: the peer closed, or the server's stop deadline passed.
+    private func admitStagedData(_ bytes: Int) -> Next? {
+        let admitted = server.stagingBudget.reserve(bytes) { [fd = stream.fd, server] in
+            (server.isStopping && monotonicSeconds() > server.stopDeadline)
+                || SocketIO.peerHasGone(fd, countingHalfClose: false)
+        }
+        guard admitted else {
+            if server.isStopping {
+                return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+            }
+            return .drop
+        }
+        staged = bytes
+        decoder.admitStaging()
+        return nil
+    }
+
+    private func releaseStagedData() {
+        server.stagingBudget.release(staged)
+        staged = 0
+    }
+
     private func fail(_ error: ProtocolError) -> Next {
         server.statistics.errors.add(1)
         outgoing.append(contentsOf: error.encoded)
@@ -148,7 +183,7 @@ final class Connection: @unchecked Sendable {
 
     private func flush() -> Bool {
         guard !outgoing.isEmpty else { return true }
-        let ok = outgoing.withUnsafeBytes { SocketIO.sendAll(fd, $0, packetSize: packetSize) }
+        let ok = outgoing.withUnsafeBytes { stream.sendAll($0, packetSize: packetSize) }
         if ok { server.statistics.bytesOut.add(outgoing.count) }
         outgoing.removeAll(keepingCapacity: outgoing.capacity <= 1 << 20)
         return ok
@@ -166,6 +201,7 @@ final class Connection: @unchecked Sendable {
         } catch let StoreError.unreachable(reason) {
             return fail(ProtocolError(code: .unavailable, message: reason, closesConnection: false))
         } catch {
+            server.logger.error("backend failure", metadata: ["error": "\(error)"])
             return fail(ProtocolError(code: .internal, message: "backend \(server.configuration.backendName): \(error)", closesConnection: false))
         }
     }
@@ -195,7 +231,19 @@ final class Connection: @unchecked Sendable {
         case .stats:
             // `queued`: this server's `c`/`p` requests now in a mailbox's waiting line.
             outgoing.append(contentsOf: Reply.keyValues(server.statistics.snapshot() + [("queued", String(store.describe().queuedRequests))]))
+        case let .authenticate(token):
+            return authenticate(token)
         }
+        return .keepOpen
+    }
+
+    /// `a TOKEN` (SPEC §2): `ok` for the server's token; a wrong one closes. The token
+    /// is never logged.
+    private func authenticate(_ token: [UInt8]) -> Next {
+        guard let secret = server.access.secret else { return fail(.noTokenRequired) }
+        guard secret.accepts(token) else { return fail(.wrongToken) }
+        decoder.authenticated()
+        outgoing.append(contentsOf: Reply.okay)
         return .keepOpen
     }
 
@@ -210,7 +258,7 @@ final class Connection: @unchecked Sendable {
     /// would be made for nobody, and a client that disconnects while waiting changes
     /// nothing (SPEC §2).
     private func wait(_ waitMilliseconds: Int, changesMailbox: Bool = false) -> MailboxWait {
-        MailboxWait(milliseconds: waitMilliseconds) { [fd, server] in
+        MailboxWait(milliseconds: waitMilliseconds) { [fd = stream.fd, server] in
             server.isStopping || SocketIO.peerHasGone(fd, countingHalfClose: changesMailbox)
         }
     }
@@ -267,7 +315,7 @@ extension Request {
     var mayWait: Bool {
         switch self {
         case let .watch(_, _, wait), let .push(_, _, wait), let .consume(_, wait): return wait > 0
-        case .read, .write, .quit, .info, .stats: return false
+        case .read, .write, .quit, .info, .stats, .authenticate: return false
         }
     }
 }

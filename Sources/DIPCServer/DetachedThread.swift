@@ -13,12 +13,22 @@ let serverThreadStackSize = 512 * 1024
 /// Threads are started from this library function, never from a closure literal in
 /// top-level code (Swift 6 would make such a closure `@MainActor`).
 func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) throws {
+    _ = try startThread(name: name, detached: true, body)
+}
+
+/// Starts `body` on a new joinable pthread named `name` (see `startDetachedThread`);
+/// the caller must `pthread_join` the returned thread once.
+func startJoinableThread(name: String, _ body: @escaping @Sendable () -> Void) throws -> pthread_t {
+    try startThread(name: name, detached: false, body)
+}
+
+private func startThread(name: String, detached: Bool, _ body: @escaping @Sendable () -> Void) throws -> pthread_t {
     final class Box { let name: String; let body: @Sendable () -> Void; init(_ n: String, _ b: @escaping @Sendable () -> Void) { name = n; body = b } }
     var attributes = pthread_attr_t()
     try errnoReturningCall("pthread_attr_init") { pthread_attr_init(&attributes) }
     defer { errnoReturningCallOrTrap("pthread_attr_destroy") { pthread_attr_destroy(&attributes) } }
     try errnoReturningCall("pthread_attr_setdetachstate") {
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setdetachstate(&attributes, Int32(detached ? PTHREAD_CREATE_DETACHED : PTHREAD_CREATE_JOINABLE))
     }
     try errnoReturningCall("pthread_attr_setstacksize") { pthread_attr_setstacksize(&attributes, serverThreadStackSize) }
     let context = Unmanaged.passRetained(Box(name, body)).toOpaque()
@@ -38,4 +48,5 @@ func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) t
         Unmanaged<Box>.fromOpaque(context).release()
         throw error
     }
+    return thread
 }

@@ -16,9 +16,17 @@ public enum ListenError: Error, CustomStringConvertible {
     }
 }
 
-/// A TCP socket bound and listening (SO_REUSEADDR, close-on-exec).
-public struct ListeningSocket {
+/// A TCP socket bound and listening (SO_REUSEADDR, close-on-exec), or a Unix-domain
+/// one (see `UnixListeningSocket`).
+public struct ListeningSocket: Sendable {
     public let fd: Int32
+    /// Set for a Unix-domain socket: no TCP options, no TLS.
+    public private(set) var isUnixDomain = false
+
+    init(unixDomainFD fd: Int32) {
+        self.fd = fd
+        isUnixDomain = true
+    }
 
     /// Binds `address` (a numeric IPv4 or IPv6 address, or a host name such as
     /// `localhost`, which takes its first address) and `port`, and listens.

@@ -17,6 +17,8 @@ public final class Server: @unchecked Sendable {
     let store: any MailboxStore
     let logger: Logger
     let statistics = ServerStatistics()
+    /// The token connections must present (and, with TLS, the TLS context).
+    let access: ServerAccess
     /// Every listener gets its own accept loop (TCP today; TLS or a Unix socket would be more).
     private let listeners: [ListeningSocket]
     private let storeGate: StoreGate
@@ -27,6 +29,14 @@ public final class Server: @unchecked Sendable {
     /// Monotonic time after which requests in flight are cut short.
     private(set) var stopDeadline = Double.infinity
     private let activeConnections = ManagedAtomic<Int>(0)
+    /// Threads answering a turned-away TLS client now (see `reject`).
+    private let tlsRejectionsInFlight = ManagedAtomic<Int>(0)
+    /// Closes every socket after its final reply, without a thread each.
+    let lingeringCloser: LingeringCloser
+    /// Memory for the data of writes and pushes still arriving (`--max-staging-mb`).
+    let stagingBudget: StagingBudget
+    /// One thread per connection, counted until it has exited.
+    private let connectionThreads: ConnectionThreads
     private let runningAcceptLoops = ManagedAtomic<Int>(0)
 
     /// A server that will accept on `listener`, with a store gate of its own.
@@ -39,13 +49,18 @@ public final class Server: @unchecked Sendable {
     /// A server that will accept on every one of `listeners` (the caller's to close
     /// after `stop`) and enter `store` only through `storeGate`.
     init(configuration: ServerConfiguration, listeners: [ListeningSocket], store: any MailboxStore, storeGate: StoreGate,
-         logger: Logger) throws {
+         access: ServerAccess = .open, logger: Logger) throws {
         precondition(!listeners.isEmpty, "a server needs a listener")
         self.configuration = configuration
+        self.access = access
         self.store = store
         self.storeGate = storeGate
         self.logger = logger
         self.listeners = listeners
+        stagingBudget = StagingBudget(capacity: StagingBudget.capacity(
+            megabytes: configuration.maxStagingMegabytes, mailboxSize: store.geometry.mailboxSize))
+        lingeringCloser = try LingeringCloser(lingerSeconds: configuration.timeouts.lingeringCloseSeconds)
+        connectionThreads = ConnectionThreads(limit: configuration.maxClients + ConnectionThreads.exitingAllowance)
         var fds: [Int32] = [0, 0]
         try systemCall("pipe2") { cdipc_pipe_cloexec(&fds) }
         stopSignalFD = fds[0]
@@ -57,11 +72,11 @@ public final class Server: @unchecked Sendable {
     /// Starts one accept thread per listener. When one cannot be started, stops the
     /// ones already running (as `stop` does) and throws.
     public func start() throws {
+        try lingeringCloser.start()
         for listener in listeners {
-            let listeningFD = listener.fd
             runningAcceptLoops.wrappingIncrement(ordering: .acquiringAndReleasing)
             do {
-                try startDetachedThread(name: "dipc-accept") { [self] in acceptLoop(listeningFD) }
+                try startDetachedThread(name: "dipc-accept") { [self] in acceptLoop(listener) }
             } catch {
                 runningAcceptLoops.wrappingDecrement(ordering: .acquiringAndReleasing)
                 stop()
@@ -70,7 +85,8 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    private func acceptLoop(_ listeningFD: Int32) {
+    private func acceptLoop(_ listener: ListeningSocket) {
+        let listeningFD = listener.fd
         // Held open so that, out of descriptors, this loop can free one to turn a client away.
         var spareDescriptor = Server.openSpareDescriptor()
         var lastDescriptorWarning = -Double.infinity
@@ -92,7 +108,7 @@ public final class Server: @unchecked Sendable {
                         lastDescriptorWarning = monotonicSeconds()
                         logger.warning("out of file descriptors; turning clients away", metadata: ["error": "\(error)"])
                     }
-                    turnAwayOneClient(listeningFD, spareDescriptor: &spareDescriptor)
+                    turnAwayOneClient(listener, spareDescriptor: &spareDescriptor)
                     usleep(1_000)
                     continue
                 case .noBufferSpace, .noMemory:
@@ -105,21 +121,21 @@ public final class Server: @unchecked Sendable {
                 }
             }
             if isStopping {
-                reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+                reject(fd, ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true), from: listener)
                 return
             }
             let active = activeConnections.wrappingIncrementThenLoad(ordering: .acquiringAndReleasing)
             if active > configuration.maxClients {
                 activeConnections.wrappingDecrement(ordering: .relaxed)
                 statistics.rejected.add(1)
-                reject(fd, ProtocolError(code: .busy, message: "server already has \(configuration.maxClients) clients (--max-clients)", closesConnection: true))
+                reject(fd, ProtocolError(code: .busy, message: "server already has \(configuration.maxClients) clients (--max-clients)", closesConnection: true), from: listener)
                 continue
             }
             statistics.accepted.add(1)
             statistics.connections.add(1)
-            let connection: Connection
+            let stream: any ConnectionStream
             do {
-                connection = try Connection(fd: fd, server: self)
+                stream = try makeStream(fd, from: listener)
             } catch {
                 // The socket is unusable (its options cannot be set): nothing can be sent on it.
                 logger.error("cannot set up a connection", metadata: ["error": "\(error)"])
@@ -127,26 +143,42 @@ public final class Server: @unchecked Sendable {
                 closeDescriptor(fd)
                 continue
             }
+            let connection = Connection(stream: stream, server: self)
             do {
-                try startDetachedThread(name: "dipc-conn") { connection.run() }
+                try connectionThreads.start { connection.run() }
             } catch {
                 logger.error("cannot start a connection thread", metadata: ["error": "\(error)"])
                 connectionEnded()
-                Server.sendCourtesyReply(fd, ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded)
-                closeDescriptor(fd)
+                // Nothing in clear on a TLS port: the client only sees the close.
+                if tlsContext(for: listener) == nil {
+                    Server.sendCourtesyReply(fd, ProtocolError(code: .busy, message: "server cannot start another thread", closesConnection: true).encoded)
+                }
+                stream.close(lingeringWith: nil)
             }
         }
     }
 
+    /// The stream for an accepted socket: plain, or TLS on a TCP listener of a TLS server.
+    /// Throws when the socket's options cannot be set; `fd` is then still the caller's.
+    private func makeStream(_ fd: Int32, from listener: ListeningSocket) throws -> any ConnectionStream {
+        if let tls = tlsContext(for: listener) {
+            return try TLSSocketStream(fd: fd, context: tls, ioTimeoutSeconds: configuration.ioTimeoutSeconds)
+        }
+        return try PlainSocketStream(fd: fd, isTCP: !listener.isUnixDomain, sendTimeoutSeconds: configuration.ioTimeoutSeconds)
+    }
+
     /// Out of descriptors: frees the spare one to accept the next client, answers it
     /// `err busy`, closes it, and takes a spare descriptor again.
-    private func turnAwayOneClient(_ listeningFD: Int32, spareDescriptor: inout Int32) {
+    private func turnAwayOneClient(_ listener: ListeningSocket, spareDescriptor: inout Int32) {
         if spareDescriptor >= 0 { closeDescriptor(spareDescriptor) }
         // Failing here means the client that caused the shortage already left, or another
         // thread took the descriptor first: either way the loop simply carries on.
-        if let turnedAway = try? systemCall("accept", { cdipc_accept_cloexec(listeningFD) }) {
+        if let turnedAway = try? systemCall("accept", { cdipc_accept_cloexec(listener.fd) }) {
             statistics.rejected.add(1)
-            Server.sendCourtesyReply(turnedAway, ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded)
+            // Nothing in clear on a TLS port, and no descriptor to spare for a handshake.
+            if tlsContext(for: listener) == nil {
+                Server.sendCourtesyReply(turnedAway, ProtocolError(code: .busy, message: "server is out of file descriptors", closesConnection: true).encoded)
+            }
             closeDescriptor(turnedAway)
         }
         spareDescriptor = Server.openSpareDescriptor()
@@ -166,18 +198,32 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Sends `error` on a connection that will not be served, then closes it, on a
-    /// short-lived thread so that the accept loop never waits for that client.
-    private func reject(_ fd: Int32, _ error: ProtocolError) {
+    /// Sends `error` on a connection that will not be served, without waiting, and
+    /// hands the socket to the lingering closer: no thread per rejected connection, so
+    /// a connection flood costs the accept loop only a few system calls per client. On a
+    /// TLS port the error goes inside TLS if the handshake completes promptly (SPEC §2),
+    /// on one of at most `maximumTLSRejections` short-lived threads; beyond that the
+    /// socket is simply closed.
+    private func reject(_ fd: Int32, _ error: ProtocolError, from listener: ListeningSocket) {
         let bytes = error.encoded
-        @Sendable func answer() {
+        guard let tls = tlsContext(for: listener) else {
             Server.sendCourtesyReply(fd, bytes)
-            SocketIO.closeGracefully(fd)
+            lingeringCloser.close(fd)
+            return
         }
+        guard tlsRejectionsInFlight.wrappingIncrementThenLoad(ordering: .acquiringAndReleasing) <= Server.maximumTLSRejections else {
+            tlsRejectionsInFlight.wrappingDecrement(ordering: .relaxed)
+            closeDescriptor(fd)
+            return
+        }
+        let timeoutSeconds = configuration.ioTimeoutSeconds
         do {
-            try startDetachedThread(name: "dipc-reject") { answer() }
+            try startDetachedThread(name: "dipc-reject") { [self] in
+                Server.rejectOverTLS(fd, bytes, context: tls, ioTimeoutSeconds: timeoutSeconds, closer: lingeringCloser)
+                tlsRejectionsInFlight.wrappingDecrement(ordering: .releasing)
+            }
         } catch {
-            Server.sendCourtesyReply(fd, bytes)
+            tlsRejectionsInFlight.wrappingDecrement(ordering: .relaxed)
             closeDescriptor(fd)
         }
     }
@@ -212,6 +258,8 @@ public final class Server: @unchecked Sendable {
         }
         let left = activeConnections.load(ordering: .acquiring)
         if left > 0 { logger.warning("stopping with connections still open", metadata: ["connections": "\(left)"]) }
+        connectionThreads.joinFinished()
+        lingeringCloser.stop()
     }
 
     /// Thrown by `withStore` once the store gate is closed.

@@ -7,9 +7,11 @@ import Logging
 /// them in reverse order, on a failed start-up and on shutdown alike):
 ///
 /// 1. stop signals: blocked before any thread starts.
+/// 1a. access: the auth file, TLS files and protected mode checked (`ServerAccess`),
+///    before anything is created.
 /// 2. TCP listener: bound first, so that "port in use" leaves nothing behind.
-///    A second listener (TLS, a Unix socket) is one more part right after it that
-///    appends to `listeners`; the accept loops part serves every listener.
+/// 2a. Unix listener (`--unix`): appended to `listeners`; stop removes its file. The
+///    accept loops part serves every listener.
 /// 3. runtime record: a crashed server's record set aside, and a first record written
 ///    before the store exists, so that `dipcrm` can clean up if this process dies
 ///    creating it. Stop: the record is withdrawn.
@@ -22,8 +24,8 @@ import Logging
 ///    and none uses a store that a failed start-up detaches. Stop: the server stops
 ///    accepting, answers idle connections `err shutdown`, and waits out the grace period.
 ///
-/// The store is used here and in `Server` only; this class touches only its slot,
-/// record fields and `detach`.
+/// The store is used here and in `Server` only; this class touches only its
+/// description (the runtime record's fields) and `detach`.
 final class ServerParts {
     let request: LaunchRequest
     let records: RecordKeeper
@@ -35,6 +37,9 @@ final class ServerParts {
     private var store: (any MailboxStore)?
     private let storeGate = StoreGate()
     private var server: Server?
+    /// What the access part loaded (token, TLS context).
+    private var access = ServerAccess.open
+    private var unixSocket: UnixListeningSocket?
 
     init(request: LaunchRequest, records: RecordKeeper, logger: Logger, openStore: @escaping () throws -> any MailboxStore) {
         self.request = request
@@ -45,7 +50,7 @@ final class ServerParts {
 
     /// The parts in start order (see the type's documentation).
     var all: [LifecyclePart] {
-        [stopSignals, tcpListener, runtimeRecord, sharedStore, servingRecord, gate, acceptLoops]
+        [stopSignals, accessChecks, tcpListener, unixListener, runtimeRecord, sharedStore, servingRecord, gate, acceptLoops]
     }
 
     private var configuration: ServerConfiguration { request.configuration }
@@ -60,6 +65,31 @@ final class ServerParts {
             listeners.append(try ListeningSocket(address: configuration.bindAddress, port: configuration.port))
         }, stop: { [self] in
             closeDescriptor(listeners.removeFirst().fd)
+            return .stopped
+        })
+    }
+
+    private var accessChecks: LifecyclePart {
+        LifecyclePart("access", start: { [self] in
+            access = try ServerAccess.load(configuration.access, bindAddress: configuration.bindAddress)
+        }, stop: { [self] in
+            access = .open
+            return .stopped
+        })
+    }
+
+    private var unixListener: LifecyclePart {
+        LifecyclePart("unix listener", start: { [self] in
+            guard let path = configuration.access.unixSocketPath else { return }
+            let socket = try UnixListeningSocket(path: path)
+            unixSocket = socket
+            listeners.append(socket.socket)
+        }, stop: { [self] in
+            if let unixSocket {
+                listeners.removeAll { $0.fd == unixSocket.socket.fd }
+                unixSocket.close()
+            }
+            unixSocket = nil
             return .stopped
         })
     }
@@ -117,7 +147,7 @@ final class ServerParts {
         LifecyclePart("accept loops", start: { [self] in
             guard let store else { preconditionFailure("the store part starts before the accept loops") }
             let server = try Server(configuration: configuration, listeners: listeners, store: store,
-                                    storeGate: storeGate, logger: logger)
+                                    storeGate: storeGate, access: access, logger: logger)
             try server.start()
             self.server = server
         }, stop: { [self] in
@@ -138,6 +168,11 @@ final class ServerParts {
             ("bind", configuration.bindAddress), ("backend", configuration.backendName), ("name", request.storeName),
             ("mailboxes", String(request.geometry.mailboxes)), ("mailbox_size", String(request.geometry.mailboxSize)),
             ("packet_size", String(configuration.packetSize)), ("coordinator", request.policy.rawValue),
-        ] + storeFields + requestFields)
+        ] + unixField + storeFields + requestFields)
+    }
+
+    /// `unix=PATH` while a Unix socket is served, so that `dipcrm` removes it after a crash.
+    private var unixField: [(String, String)] {
+        configuration.access.unixSocketPath.map { [("unix", $0)] } ?? []
     }
 }

@@ -92,12 +92,16 @@ public struct ServerRemover {
         cleanUp(record, recordedAt: path, into: &outcome)
     }
 
-    /// Cleans up the store of the dead server `record` names, then removes the record.
+    /// Cleans up the store of the dead server `record` names, and its Unix socket file
+    /// (when nothing listens on it any more), then removes the record.
     private func cleanUp(_ record: RuntimeRecord, recordedAt path: String, into outcome: inout Outcome) {
         do {
             outcome.messages.append("dipcrm: " + (try cleanUpStore(record)))
         } catch {
             outcome.failure = "could not clean up the store of the server on port \(port): \(error)"
+        }
+        if let socketPath = record["unix"], !socketPath.isEmpty, UnixListeningSocket.removeStale(socketPath) {
+            outcome.messages.append("dipcrm: removed the Unix socket \(socketPath)")
         }
         if removeRecord(path, into: &outcome) {
             outcome.messages.append("dipcrm: removed the runtime record \(path)")

@@ -2,7 +2,8 @@
 ///
 /// The stop limits add up: a stopping server answers idle connections at once, lets
 /// requests in flight run for `stopGraceSeconds`, gives connection threads
-/// `stopDrainSeconds` more to close, then waits `storeCloseSeconds` for any thread still
+/// `stopDrainSeconds` more to close, lets final replies' lingering closes finish for at
+/// most `lingeringCloseSeconds`, then waits `storeCloseSeconds` for any thread still
 /// inside the store before it detaches (or exits without detaching, as a crashed server
 /// would). `dipcrm` waits `removerStopSeconds`, longer than all of that together, before
 /// it kills the server.

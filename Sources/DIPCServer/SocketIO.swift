@@ -42,34 +42,4 @@ enum SocketIO {
         let gone = Int32(POLLHUP) | Int32(POLLERR) | (countingHalfClose ? pollReadHangUp : 0)
         return Int32(pfd.revents) & gone != 0
     }
-
-    /// Closes after a final reply so that the reply is not lost to a reset: sends FIN,
-    /// discards what the peer still sends for up to `lingerSeconds`, then closes.
-    static func closeGracefully(_ fd: Int32, lingerSeconds: Double = ServerTimeouts.standard.lingeringCloseSeconds) {
-        ignoringFailure("a peer that already reset the connection (ENOTCONN) is gone anyway") {
-            shutdown(fd, Int32(SHUT_WR))
-        }
-        let deadline = monotonicSeconds() + lingerSeconds
-        var scratch = [UInt8](repeating: 0, count: 4096)
-        var discarded = 0
-        // Any failure ends the linger: the peer is gone, and the close below is all that is left.
-        while discarded < 1 << 20 {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard let ready = try? systemCall("poll", { poll(&pfd, 1, pollTimeout(until: deadline)) }), ready > 0
-            else { break }
-            let n: Int
-            do {
-                n = try scratch.withUnsafeMutableBytes { raw in
-                    try systemCall("recv") { recv(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT)) }
-                }
-            } catch let error as SystemError where error.errno == .wouldBlock {
-                continue
-            } catch {
-                break
-            }
-            if n == 0 { break }
-            discarded += n
-        }
-        closeDescriptor(fd)
-    }
 }

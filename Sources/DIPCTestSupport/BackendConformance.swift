@@ -88,7 +88,7 @@ public enum BackendConformance {
 }
 
 /// One check on one backend: the stores it made and the helpers that phrase failures.
-final class Run {
+final class Run: ConformanceChecking {
     let factory: BackendFactory
     let check: BackendConformance.Check
     let g: StoreGeometry
@@ -125,24 +125,6 @@ final class Run {
         ConformanceFailure(backend: factory.name, check: "\(check.rawValue): \(step)", expected: expected, got: got)
     }
 
-    func expect<T: Equatable>(_ got: T, _ expected: T, _ step: @autoclosure () -> String) throws {
-        if got != expected { throw fail(step(), expected: "\(expected)", got: "\(got)") }
-    }
-
-    func expectBytes(_ got: [UInt8], _ expected: [UInt8], _ step: @autoclosure () -> String) throws {
-        if got != expected { throw fail(step(), expected: describe(expected), got: describe(got)) }
-    }
-
-    /// Runs a backend call; an error it throws becomes a failure of `step`.
-    func attempt<T>(_ step: @autoclosure () -> String, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let failure as ConformanceFailure {
-            throw failure
-        } catch {
-            throw fail(step(), expected: "no error", got: "\(type(of: error)) \(error)")
-        }
-    }
 
     // MARK: backend helpers
 

@@ -4,7 +4,7 @@ import Glibc
 /// How a `StoreConformance` check phrases its failures, and the store calls it makes
 /// (an error a store throws becomes a failure of the step that called it). `Sendable`,
 /// so that the threads of a check use it as well.
-struct StoreClause: Sendable {
+struct StoreClause: Sendable, ConformanceChecking {
     /// The factory and policy, such as `"sysv (fifo)"`.
     let backend: String
     /// The check's name: every failure's `check` starts with `"\(check): "`.
@@ -16,24 +16,6 @@ struct StoreClause: Sendable {
         ConformanceFailure(backend: backend, check: "\(check): \(step)", expected: expected, got: got)
     }
 
-    func expect<T: Equatable>(_ got: T, _ expected: T, _ step: @autoclosure () -> String) throws {
-        if got != expected { throw fail(step(), expected: "\(expected)", got: "\(got)") }
-    }
-
-    func expectBytes(_ got: [UInt8], _ expected: [UInt8], _ step: @autoclosure () -> String) throws {
-        if got != expected { throw fail(step(), expected: describe(expected), got: describe(got)) }
-    }
-
-    /// Runs a store call; an error it throws becomes a failure of `step`.
-    func attempt<T>(_ step: @autoclosure () -> String, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let failure as ConformanceFailure {
-            throw failure
-        } catch {
-            throw fail(step(), expected: "no error", got: "\(type(of: error)) \(error)")
-        }
-    }
 
     // MARK: store calls
 

@@ -121,8 +121,12 @@ extension StoreRun {
         let abandon = Flag()
         let kept = pattern(17, seed: 403)
         version += 1
+        // The push must find the taker waiting, past its first try (which asks nothing):
+        // it has asked shouldAbandon once, or at least 2 s passed.
+        let asked = Flag()
         let abandoned = try takeWhileOtherActs(on: a, m, "a take waiting on A, then told to abandon",
-                                               shouldAbandon: { abandon.isSet }) {
+                                               shouldAbandon: { asked.set(); return abandon.isSet }) {
+            _ = waitUntil(seconds: 2) { asked.isSet }
             abandon.set()
             try c.expect(try c.push(b, m, kept, .never, "B's push after the taker was told to abandon"), .done(version),
                          "version of B's push")

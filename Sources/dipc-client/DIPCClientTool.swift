@@ -12,7 +12,7 @@ struct DIPCClientTool: ParsableCommand {
         commandName: "dipc-client",
         abstract: "Read and write the mailboxes of a dipc server.",
         discussion: """
-            The port defaults to $DIPC_PORT when set, else 7070. Exit status: 0 on success, \
+            The port defaults to $DIPC_PORT when set, else 7070; the auth file to $DIPC_AUTH_FILE. Exit status: 0 on success, \
             1 when the server answers err or cannot be reached (the reason on stderr), 2 on bad usage. See dipc-client(1).
             """,
         subcommands: [ReadCommand.self, WriteCommand.self, InfoCommand.self, StatsCommand.self, ListCommand.self, ShellCommandLine.self,
@@ -26,6 +26,24 @@ struct DIPCClientTool: ParsableCommand {
 
     @Flag(help: "Print results as one line of JSON, and failures as JSON on stderr (not for shell).")
     var json = false
+
+    @Option(help: "Connect to the server's Unix-domain socket at this path instead of TCP.")
+    var unix: String?
+
+    @Option(help: "Send the token on this file's first line first (default: $DIPC_AUTH_FILE when set).")
+    var authFile: String?
+
+    @Flag(help: "Speak TLS, verifying the server's certificate and its host name or IP.")
+    var tls = false
+
+    @Option(help: "With --tls: the PEM CA bundle that verifies the server (default: the system's CAs).")
+    var tlsCa: String?
+
+    @Option(help: "With --tls: present this PEM client certificate (needs --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "With --tls: the PEM private key of --tls-cert.")
+    var tlsKey: String?
 
     /// `--port`, else `$DIPC_PORT`, else 7070.
     var resolvedPort: Int {
@@ -44,6 +62,11 @@ struct DIPCClientTool: ParsableCommand {
             throw ValidationError("--port \(port) is not a port number (1-65535)")
         }
         if host.isEmpty { throw ValidationError("--host must not be empty") }
+        if !tls, tlsCa != nil || tlsCert != nil || tlsKey != nil {
+            throw ValidationError("--tls-ca, --tls-cert and --tls-key need --tls")
+        }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if unix != nil && tls { throw ValidationError("--unix does not speak TLS: give --unix or --tls, not both") }
     }
 
     func run() throws {
@@ -51,8 +74,19 @@ struct DIPCClientTool: ParsableCommand {
     }
 
     /// Opens a connection to the server chosen by the options.
+    /// With an auth file (`--auth-file`, else `$DIPC_AUTH_FILE`), its token is sent first.
     func connect() throws -> DIPCConnection {
-        try DIPCConnection(host: host, port: try resolvedPort)
+        let connection: DIPCConnection
+        if let unix {
+            connection = try DIPCConnection(unixPath: unix)
+        } else {
+            let options = tls ? DIPCTLSOptions(caFile: tlsCa, certificateFile: tlsCert, keyFile: tlsKey) : nil
+            connection = try DIPCConnection(host: host, port: try resolvedPort, tls: options)
+        }
+        if let path = authFile ?? getenv("DIPC_AUTH_FILE").map({ String(cString: $0) }), !path.isEmpty {
+            try connection.authenticate(token: try DIPCAuthFile.token(at: path))
+        }
+        return connection
     }
 
     static func main() {

@@ -28,7 +28,15 @@ struct DIPCCommand: ParsableCommand {
     @Option(help: "Listen address.") var bind: String = "127.0.0.1"
     @Option(help: "Connections served at once.") var maxClients: String = "256"
     @Option(help: "Seconds a started request may stall before `err timeout`.") var ioTimeout: String = "30"
+    @Option(help: "MiB for the data of writes and pushes still arriving (at least one mailbox).")
+    var maxStagingMb: String = String(ServerConfiguration.defaultMaxStagingMegabytes)
     @Flag(help: "Do not detach; log to stderr.") var foreground = false
+    @Option(help: "Require every connection to present the token on this file's first line (`a TOKEN`) first.") var authFile: String?
+    @Option(help: "Serve TLS (1.2 or later) only on the TCP port, with this PEM certificate chain (needs --tls-key).") var tlsCert: String?
+    @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
+    @Option(help: "Also require a client certificate that this PEM CA bundle verifies (mutual TLS; needs --tls-cert).") var tlsCa: String?
+    @Option(help: "Also listen on a Unix-domain socket at this path (mode 0600).") var unix: String?
+    @Flag(help: "Allow a --bind address beyond loopback with neither --auth-file nor --tls-ca.") var insecure = false
 
     func validate() throws {
         _ = try LaunchArguments(command: self).resolve()

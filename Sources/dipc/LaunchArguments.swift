@@ -13,6 +13,7 @@ struct LaunchArguments {
     static let maximumMailboxes = 1 << 24
     static let maximumKB = 1 << 22  // 4 GiB
     static let maximumPacketKB = 1 << 20  // 1 GiB
+    static let maximumStagingMB = 1 << 24  // 16 TiB
 
     func resolve() throws -> (LaunchRequest, any BackendStore) {
         let mailboxes = try number(command.mailboxes, "<mailboxes>", max: Self.maximumMailboxes)
@@ -21,6 +22,7 @@ struct LaunchArguments {
         let packetKB = try number(command.packetKB, "<packet-kb>", max: Self.maximumPacketKB)
         let maxClients = try number(command.maxClients, "--max-clients", max: 1 << 20)
         let ioTimeout = try number(command.ioTimeout, "--io-timeout", max: 86_400 * 365)
+        let maxStagingMB = try number(command.maxStagingMb, "--max-staging-mb", max: Self.maximumStagingMB)
         guard command.backends.provider(named: command.backend) != nil else {
             throw ValidationError("--backend must be \(BackendRegistry.namesPhrase), not \"\(command.backend)\"")
         }
@@ -37,13 +39,27 @@ struct LaunchArguments {
         guard StoreLayout.mappedSize(for: geometry) != nil else {
             throw ValidationError("\(geometry) is too large")
         }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             bindAddress: command.bind, port: port, packetSize: packetKB * 1024, maxClients: maxClients,
             ioTimeoutSeconds: ioTimeout, backendName: command.backend)
+        configuration.access = access()
+        configuration.maxStagingMegabytes = maxStagingMB
         let request = LaunchRequest(
             configuration: configuration, storeName: name, geometry: geometry, policy: policy,
             foreground: command.foreground, recordFields: store.recordFields)
         return (request, store)
+    }
+
+    /// The access options as given; their files are checked at start-up (`ServerAccess`).
+    private func access() -> AccessConfiguration {
+        var access = AccessConfiguration()
+        access.authFile = command.authFile
+        access.unixSocketPath = command.unix
+        access.tlsCertificate = command.tlsCert
+        access.tlsKey = command.tlsKey
+        access.tlsClientCA = command.tlsCa
+        access.insecure = command.insecure
+        return access
     }
 
     /// `text` as a number in `1...max`, or a one-line error naming `what`.

@@ -93,7 +93,7 @@ struct TDBPersistenceTests {
                 let ver = try c.write(t, CheckedValue.make(length: Int.random(in: 8...4096, using: &g), using: &g))
                 acked.withValue { $0[t] = ver }
             }
-            let running = writers.waitUntilEach(completed: 20, timeout: 10)
+            let running = writers.waitUntilEach(completed: 20, timeout: 30)
             if !running { writers.stop() }
             try #require(running, "writers not all running: \(writers.completed) \(writers.connectFailures + writers.operationErrors)")
             s.kill(SIGKILL)

@@ -128,6 +128,31 @@ final class Conn {
         }
     }
 
+    /// Connects to the Unix-domain socket at `unixPath` (`dipc --unix`).
+    init(unixPath: String, timeout: Double = E2E.replyTimeout) throws {
+        ignoreSIGPIPE()
+        port = 0
+        self.timeout = timeout
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw E2EError("socket: errno \(errno)") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let path = Array(unixPath.utf8)
+        guard path.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw E2EError("path too long: \(unixPath)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 {
+            let e = errno
+            Glibc.close(fd)
+            fd = -1
+            throw E2EError("connect to \(unixPath) failed: \(String(cString: strerror(e)))")
+        }
+    }
+
     deinit { close() }
 
     func close() {
