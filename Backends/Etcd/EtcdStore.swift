@@ -8,8 +8,9 @@ import Synchronization
 /// - `read`, `version(of:)`: one linearizable range of the mailbox key.
 /// - `write`: one txn (put, then the key's new version): never retried in a loop.
 /// - `push`, `take`: compare-and-swap on the mailbox key's `mod_revision`, in the same
-///   txn as a check of the mailbox's line (empty for a newcomer; oldest place its own
-///   for a waiter, whose place the txn deletes). A request that must wait, or loses a
+///   txn as a check of the mailbox's line (empty for a newcomer that may wait; oldest
+///   place its own for a waiter, whose place the txn deletes; no check for a first try
+///   that may not wait, which holds no place). A request that must wait, or loses a
 ///   race, takes a place in line (a key bound to the server's lease) and is served in
 ///   creation-revision order; between tries it sleeps on the `WakeBoard`, which the
 ///   watch stream bumps, and re-reads at least every second.
@@ -310,7 +311,9 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
                 // Its place vanished with an expired lease: it is alone in line anyway.
                 abandonPlace(&place)
             }
-            let myTurn = place.map { $0.key == head?.key } ?? (head == nil)
+            // A request that may not wait holds no place and tries once, whoever waits
+            // (MailboxStore): a push that fits now is made, beside pushers still waiting.
+            let myTurn = place.map { $0.key == head?.key } ?? (head == nil || !wait.waits)
             if myTurn {
                 var value = try MailboxValue(decoding: current?.value ?? [])
                 if let result = transform(&value.messages) {
@@ -322,7 +325,7 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
                         // No place older than its own.
                         compares.append(EtcdJSON.compare(line, prefix: true, target: "CREATE", "GREATER", place.revision - 1))
                         success.append(["request_delete_range": EtcdJSON.delete(place.key)])
-                    } else {
+                    } else if wait.waits {
                         compares.append(EtcdJSON.compare(line, prefix: true, target: "CREATE", "EQUAL", 0))
                     }
                     let body = EtcdJSON.txn(compare: compares, success: success)

@@ -198,6 +198,13 @@ public final class EtcdCluster: @unchecked Sendable {
 
     // MARK: etcdctl (health and status)
 
+    /// The keys beginning with `prefix` in the cluster at `endpoints` (`URL,URL,...`), by
+    /// a linearizable `etcdctl get --prefix --keys-only`; throws when none answers within
+    /// a second.
+    public static func keys(endpoints: String, prefix: String) throws -> [String] {
+        try etcdctl(endpoints, ["get", "--prefix", "--keys-only", prefix]).split(separator: "\n").map(String.init)
+    }
+
     static let etcdctlBinary: String = (["/usr/bin/etcdctl", "/usr/local/bin/etcdctl"] as [String]).first { access($0, X_OK) == 0 } ?? "etcdctl"
 
     /// Runs `etcdctl --endpoints ENDPOINT ARGS` (a linearizable request, 1 s at most);
