@@ -143,7 +143,8 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
         return StoreDescription(
             name: name, geometry: geometry, coordinator: policy.rawValue, servers: knownServers.load(ordering: .relaxed),
             recordFields: [("etcd_lease", String(UInt64(bitPattern: lease.id), radix: 16))],
-            queuedRequests: queued.load(ordering: .relaxed))
+            queuedRequests: queued.load(ordering: .relaxed),
+            infoFields: [("etcd", client.endpoints.joined(separator: ","))])
     }
 
     func read(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64 {

@@ -88,6 +88,35 @@ struct EtcdTests {
         }
     }
 
+    @Test("i and dipc-client info/ls show backend etcd and the endpoints; a host-store server beside it shows -")
+    func infoAndListShowEndpoints() throws {
+        try withCluster(nodes: 3) { cluster, scope in
+            let endpoints = cluster.endpoints.joined(separator: ",")
+            let server = try scope.start("etcd", options: etcdOptions(cluster))
+            let other = try scope.start("sysv", name: scope.newName())
+
+            let info = try server.info()
+            #expect(info.fields["backend"] == "etcd" && info.fields["etcd"] == endpoints, "\(info.line)")
+            #expect(try other.info().fields["etcd"] == nil, "a sysv server names no etcd endpoints")
+            let printed = try scope.client(["--port", "\(server.port)", "info"])
+            #expect(printed.status == 0 && printed.out.split(separator: "\n").contains("etcd=\(endpoints)"), "\(printed)")
+
+            let listed = try scope.client(["ls"])
+            #expect(listed.status == 0, "\(listed)")
+            let rows = listed.out.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            #expect(rows.first?.last == "ENDPOINTS", "\(listed)")
+            let etcdRow = rows.first { $0.first == "\(server.port)" }, sysvRow = rows.first { $0.first == "\(other.port)" }
+            #expect(etcdRow?[3] == "etcd" && etcdRow?.last == endpoints, "\(listed)")
+            #expect(sysvRow?[3] == "sysv" && sysvRow?.last == "-", "\(listed)")
+
+            let json = try scope.client(["--json", "ls"])
+            let list = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout)) as? [[String: Any]], "\(json)")
+            let entry = list.first { $0["port"] as? Int == server.port }
+            #expect(entry?["backend"] as? String == "etcd" && entry?["etcd"] as? String == endpoints, "\(json)")
+            #expect(list.first { $0["port"] as? Int == other.port }?["etcd"] == nil, "\(json)")
+        }
+    }
+
     /// Waits until server `s` reports `queued` requests in line.
     func waitQueued(_ s: Server, _ queued: Int) throws -> Bool {
         let c = try s.connect()
