@@ -92,7 +92,7 @@ endef
 	run run-etcd stop \
 	test \
 	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak \
-	bench bench-backends bench-fairness bench-wakeup \
+	bench bench-backends bench-fairness bench-wakeup bench-etcd \
 	install install-files uninstall
 
 all: build
@@ -238,6 +238,11 @@ soak: deps
 bench: release
 	$(call apt_install,$(BENCH_APT_PACKAGES))
 	.build/release/dipc-bench suite --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
+	@$(MAKE) --no-print-directory bench-etcd
+
+# dipc on --backend etcd against etcd itself (a private single-node etcd): 1/16/64 connections, 64 B and 4 KiB.
+bench-etcd: release
+	.build/release/dipc-bench etcd --bin .build/release $(if $(QUICK),--seconds 1)
 
 # The backends and coordinators without the network.
 bench-backends: release

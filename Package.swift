@@ -102,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "dipc-bench",
             dependencies: [
-                "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCClient", "DIPCTestSupport",
+                "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCClient", "DIPCTestSupport", "DIPCEtcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

@@ -35,14 +35,16 @@ enum EtcdFailure: Error, CustomStringConvertible {
 /// node has no leader) is retried on the next endpoint until the call's deadline. A
 /// change (`idempotent: false`) whose request was sent but not answered is not resent:
 /// it throws `.outcomeUnknown` and the caller resolves it.
-final class EtcdClient: Sendable {
-    let endpoints: [String]
+///
+/// Package-visible for `dipc-bench etcd`, which measures etcd itself through it.
+package final class EtcdClient: Sendable {
+    package let endpoints: [String]
     /// The endpoint tried first: the last that answered.
     private let preferred = Atomic<Int>(0)
     /// Idle easy handles, each with its open connections.
     private let handles = Mutex<[CurlHandle]>([])
 
-    init(endpoints: [String]) {
+    package init(endpoints: [String]) {
         precondition(!endpoints.isEmpty, "etcd needs at least one endpoint")
         Curl.initialize
         self.endpoints = endpoints
@@ -51,7 +53,7 @@ final class EtcdClient: Sendable {
     /// POSTs `body` to `path` (`"/v3/kv/range"`) and returns etcd's decoded reply, trying
     /// endpoints in turn until `deadline` (`monotonicSeconds()`). `idempotent` calls
     /// (reads, keepalives) are also resent after a timeout.
-    func call(_ path: String, _ body: [String: Any], deadline: Double, idempotent: Bool) throws -> [String: Any] {
+    package func call(_ path: String, _ body: [String: Any], deadline: Double, idempotent: Bool) throws -> [String: Any] {
         let payload: Data
         do {
             payload = try JSONSerialization.data(withJSONObject: body)

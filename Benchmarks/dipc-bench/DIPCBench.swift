@@ -9,7 +9,7 @@ import ArgumentParser
 struct DIPCBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipc-bench",
-        abstract: "Benchmarks of DIPC: a load generator, the echo floor, the suite against memcached, the backends, fairness, wake-up latency.",
+        abstract: "Benchmarks of DIPC: a load generator, the echo floor, the suite against memcached, the backends, fairness, wake-up latency, dipc on etcd against etcd.",
         // One subcommand per line (easy to merge).
         subcommands: [
             LoadCommand.self,
@@ -18,6 +18,7 @@ struct DIPCBench: ParsableCommand {
             BackendsBenchmark.self,
             WakeupBenchmark.self,
             FairnessBenchmark.self,
+            EtcdBenchmark.self,
         ],
         defaultSubcommand: LoadCommand.self)
 
