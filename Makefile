@@ -70,8 +70,11 @@ MAN_PAGES := docs/man/dipc.1 docs/man/dipcrm.1 docs/man/dipc-client.1
 #   python3                  Examples/python's test;
 #   python3-prometheus-client  the metrics tests check the --metrics page with its strict parser;
 #   man-db                   the man-page test renders docs/man with man;
-#   systemd                  the unit-file test checks Examples' unit with systemd-analyze.
-APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd python3-prometheus-client
+#   systemd                  the unit-file test checks Examples' unit with systemd-analyze;
+#   etcd-server, etcd-client the etcd backend's tests start private etcd clusters (etcd,
+#                            etcdctl); `make run-etcd` starts a local one;
+#   libcurl4-openssl-dev     the etcd backend's HTTP client (CCurl).
+APT_PACKAGES := libtdb-dev tdb-tools pkg-config netcat-openbsd libedit-dev libssl-dev openssl python3 man-db systemd python3-prometheus-client etcd-server etcd-client libcurl4-openssl-dev
 # `make test-python` (part of `make test`): Debian's python3 with the venv module, and
 # what builds and checks clients/python offline: setuptools and wheel (the build
 # backend, --no-build-isolation), pytest, mypy.
@@ -96,10 +99,10 @@ define apt_install
 endef
 
 .PHONY: all deps build release clean \
-	run stop \
+	run run-etcd stop \
 	test test-python \
 	check-dependencies verify fuzz-build fuzz fuzz-ci asan tsan soak monitoring-check \
-	bench bench-backends bench-fairness bench-wakeup bench-access \
+	bench bench-backends bench-fairness bench-wakeup bench-access bench-etcd \
 	install install-files uninstall
 
 all: build
@@ -130,8 +133,34 @@ run: build
 	@echo "talk to it:  printf 'w 0 5\nhello' | nc -q1 127.0.0.1 $(PORT)   or   $(BIN)/dipc-client --port $(PORT) read 0"
 	@echo "stop it:     $(BIN)/dipcrm $(PORT)"
 
+# A local single-node etcd (data under .build/etcd, compacted hourly, 2 GiB quota) and
+# a dipc on it; `make stop` stops both.
+ETCD_PORT ?= 2379
+ETCD_DIR := .build/etcd
+run-etcd: build
+	@mkdir -p $(ETCD_DIR)
+	@if [ -f $(ETCD_DIR)/etcd.pid ] && kill -0 $$(cat $(ETCD_DIR)/etcd.pid) 2>/dev/null; then \
+	  echo "etcd already runs (pid $$(cat $(ETCD_DIR)/etcd.pid))"; \
+	else \
+	  etcd --name dipc-local --data-dir $(ETCD_DIR)/data \
+	    --listen-client-urls http://127.0.0.1:$(ETCD_PORT) --advertise-client-urls http://127.0.0.1:$(ETCD_PORT) \
+	    --listen-peer-urls http://127.0.0.1:$$(($(ETCD_PORT) + 1)) \
+	    --initial-advertise-peer-urls http://127.0.0.1:$$(($(ETCD_PORT) + 1)) \
+	    --initial-cluster dipc-local=http://127.0.0.1:$$(($(ETCD_PORT) + 1)) \
+	    --auto-compaction-mode periodic --auto-compaction-retention 1h \
+	    --quota-backend-bytes 2147483648 >$(ETCD_DIR)/etcd.log 2>&1 & echo $$! >$(ETCD_DIR)/etcd.pid; \
+	  for i in $$(seq 50); do etcdctl --endpoints http://127.0.0.1:$(ETCD_PORT) endpoint health >/dev/null 2>&1 && break; sleep 0.2; done; \
+	  etcdctl --endpoints http://127.0.0.1:$(ETCD_PORT) endpoint health; \
+	fi
+	@$(BIN)/dipc --backend etcd --etcd http://127.0.0.1:$(ETCD_PORT) $(RUN_ARGS) $(MAILBOXES) $(MAILBOX_KB) $(PORT) $(PACKET_KB)
+	@echo "stop both:   make stop"
+
 stop:
-	@$(BIN)/dipcrm $(PORT)
+	@$(BIN)/dipcrm $(PORT); status=$$?; \
+	if [ -f $(ETCD_DIR)/etcd.pid ]; then \
+	  kill $$(cat $(ETCD_DIR)/etcd.pid) 2>/dev/null && echo "stopped etcd (pid $$(cat $(ETCD_DIR)/etcd.pid))"; \
+	  rm -f $(ETCD_DIR)/etcd.pid; \
+	fi; exit $$status
 
 # ============================================================================
 # Test
@@ -241,13 +270,18 @@ monitoring-check: build
 bench: release
 	$(call apt_install,$(BENCH_APT_PACKAGES))
 	.build/release/dipc-bench suite --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
-	.build/release/dipc-bench access --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
+	@$(MAKE) --no-print-directory bench-access
+	@$(MAKE) --no-print-directory bench-etcd
 
 # TLS against plain TCP and against Redis with TLS, the Unix socket against TCP loopback
 # (16 and 64 connections, 64 B and 4 KiB); also part of `make bench`.
 bench-access: release
 	$(call apt_install,$(BENCH_APT_PACKAGES))
 	.build/release/dipc-bench access --bin .build/release --out $(BENCH_OUT) $(if $(QUICK),--quick)
+
+# dipc on --backend etcd against etcd itself (a private single-node etcd): 1/16/64 connections, 64 B and 4 KiB.
+bench-etcd: release
+	.build/release/dipc-bench etcd --bin .build/release $(if $(QUICK),--seconds 1)
 
 # The backends and coordinators without the network.
 bench-backends: release

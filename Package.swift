@@ -52,6 +52,11 @@ let package = Package(
         // OpenSSL 3 (apt: libssl-dev; the Makefile installs it): TLS for the server and the clients.
         .systemLibrary(name: "CDIPCOpenSSL", path: "Sources/CDIPCOpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "DIPCTDB", dependencies: ["DIPCCore", "DIPCMapped", "DIPCBackendProvider", "CTDB", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "CoreMetrics", package: "swift-metrics")], path: "Backends/TDB"),
+        // libcurl (apt: libcurl4-openssl-dev; the Makefile installs it): the etcd backend's HTTP client.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // etcd (apt: etcd-server, etcd-client; the Makefile installs them), over its v3
+        // HTTP/JSON gateway with libcurl: no package to build.
+        .target(name: "DIPCEtcd", dependencies: ["DIPCCore", "DIPCBackendProvider", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/Etcd"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         // Also the linearizability history checker and its workload (DIPCClient: the workload's clients).
@@ -73,7 +78,7 @@ let package = Package(
         .target(
             name: "DIPCBackends",
             dependencies: [
-                "DIPCCore", "DIPCBackendProvider", "DIPCSysV", "DIPCPOSIX", "DIPCTDB",
+                "DIPCCore", "DIPCBackendProvider", "DIPCSysV", "DIPCPOSIX", "DIPCTDB", "DIPCEtcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/DIPCBackends"),
@@ -106,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "dipc-bench",
             dependencies: [
-                "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCClient", "DIPCTestSupport", "CDIPCOpenSSL",
+                "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCClient", "DIPCTestSupport", "CDIPCOpenSSL", "DIPCEtcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -121,7 +126,7 @@ let package = Package(
         .testTarget(name: "DIPCProtocolTests", dependencies: ["DIPCProtocol", "DIPCTestSupport"]),
         .testTarget(
             name: "DIPCBackendConformanceTests",
-            dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCBackendProvider", "DIPCCore"]),
+            dependencies: ["DIPCTestSupport", "DIPCBackends", "DIPCBackendProvider", "DIPCCore", "DIPCEtcd"]),
         // Second process for the coordinator's cross-process tests.
         .executableTarget(name: "dipc-lockprobe", dependencies: ["DIPCCore"], path: "Tests/LockProbe"),
         .testTarget(name: "DIPCCoreTests", dependencies: ["DIPCCore", "DIPCSysV", "dipc-lockprobe"]),

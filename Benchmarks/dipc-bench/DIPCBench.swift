@@ -10,7 +10,7 @@ import ArgumentParser
 struct DIPCBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dipc-bench",
-        abstract: "Benchmarks of DIPC: a load generator, the echo floor, the suite against memcached, the backends, fairness, wake-up latency.",
+        abstract: "Benchmarks of DIPC: a load generator, the echo floor, the suite against memcached, the backends, fairness, wake-up latency, dipc on etcd against etcd.",
         // One subcommand per line (easy to merge).
         subcommands: [
             LoadCommand.self,
@@ -20,6 +20,7 @@ struct DIPCBench: ParsableCommand {
             WakeupBenchmark.self,
             FairnessBenchmark.self,
             AccessBenchmark.self,
+            EtcdBenchmark.self,
         ],
         defaultSubcommand: LoadCommand.self)
 

@@ -42,11 +42,15 @@ public struct StoreRequest: Sendable, Equatable {
     /// The readers-writer policy of a coordinated backend (a self-coordinating one
     /// records it and refuses a store made with another).
     public var policy: CoordinatorPolicy
+    /// `--io-timeout` in seconds: how long a backend that talks to a network service
+    /// (etcd) may try before answering that the store is unreachable.
+    public var ioTimeout: Double
 
-    public init(name: String, geometry: StoreGeometry, policy: CoordinatorPolicy) {
+    public init(name: String, geometry: StoreGeometry, policy: CoordinatorPolicy, ioTimeout: Double = 30) {
         self.name = name
         self.geometry = geometry
         self.policy = policy
+        self.ioTimeout = ioTimeout
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DIPCBackendProvider
+import DIPCEtcd
 import DIPCPOSIX
 import DIPCSysV
 import DIPCTDB
@@ -14,6 +15,7 @@ public struct BackendRegistry: ParsableArguments {
     @OptionGroup var sysv: SysVProvider
     @OptionGroup var posix: POSIXProvider
     @OptionGroup var tdb: TDBProvider
+    @OptionGroup var etcd: EtcdProvider
 
     public init() {}
 }

@@ -102,14 +102,19 @@ public struct StoreDescription: Sendable {
     public var recordFields: [(String, String)]
     /// This server's requests now waiting in a mailbox's line.
     public var queuedRequests: Int
+    /// Where the store lives, for the `i` reply after its standard pairs, when that is
+    /// not this host's memory or files, e.g. `("etcd", "http://10.0.0.1:2379,...")`.
+    /// Keys and values hold no spaces.
+    public var infoFields: [(String, String)]
 
     public init(name: String, geometry: StoreGeometry, coordinator: String, servers: Int,
-                recordFields: [(String, String)], queuedRequests: Int) {
+                recordFields: [(String, String)], queuedRequests: Int, infoFields: [(String, String)] = []) {
         self.name = name
         self.geometry = geometry
         self.coordinator = coordinator
         self.servers = servers
         self.recordFields = recordFields
         self.queuedRequests = queuedRequests
+        self.infoFields = infoFields
     }
 }

@@ -14,6 +14,10 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case notReady(name: String)
     /// The backend is not available in this build or on this machine.
     case unavailable(String)
+    /// A running store could not be reached within the I/O timeout (etcd: no majority
+    /// answered). The server answers `err unavailable`; the reason contains
+    /// `outcome unknown` when a change may have been applied (SPEC §2, §4).
+    case unreachable(String)
 
     public var description: String {
         switch self {
@@ -29,7 +33,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "store \"\(name)\" already has \(limit) live servers attached"
         case let .notReady(name):
             return "store \"\(name)\" was never finished by the server that created it; remove it with dipcrm"
-        case let .unavailable(reason):
+        case let .unavailable(reason), let .unreachable(reason):
             return reason
         }
     }

@@ -1,6 +1,6 @@
 /// The `CODE` of an `err CODE MESSAGE` reply (SPEC §2).
 public enum ErrorCode: String, Sendable, CaseIterable {
-    case syntax, range, size, busy, timeout, shutdown, full, empty, `internal`, auth
+    case syntax, range, size, busy, timeout, shutdown, full, empty, `internal`, auth, unavailable
 }
 
 /// One protocol error: what the server answers with `err CODE MESSAGE\n`, and whether it

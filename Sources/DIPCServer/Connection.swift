@@ -239,6 +239,8 @@ final class Connection: @unchecked Sendable {
             return try server.withStore { try perform(request) }
         } catch is Server.StoreClosed {
             return fail(ProtocolError(code: .shutdown, message: "server is stopping", closesConnection: true))
+        } catch let StoreError.unreachable(reason) {
+            return fail(ProtocolError(code: .unavailable, message: reason, closesConnection: false))
         } catch {
             server.logger.error("backend failure", metadata: ["error": "\(error)"])
             return fail(ProtocolError(code: .internal, message: "backend \(server.configuration.backendName): \(error)", closesConnection: false))

@@ -288,6 +288,6 @@ public final class Server: @unchecked Sendable {
             ("packet_size", String(configuration.packetSize)), ("coordinator", store.coordinator),
             ("message_overhead", String(StoreLayout.messageOverhead)), ("port", String(configuration.port)),
             ("pid", String(getpid())), ("servers", String(store.servers)),
-        ]
+        ] + store.infoFields
     }
 }

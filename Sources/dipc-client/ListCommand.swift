@@ -11,9 +11,10 @@ struct ListCommand: ClientSubcommand {
         discussion: """
             One line per server: port, pid, state (running, or dead: crashed or killed, clean up \\
             with 'dipcrm PORT'), backend, store name, mailboxes, mailbox size and packet size in \\
-            bytes, clients connected (asked with 's'; '-' when it cannot be asked), uptime. \\
-            --host and --port are not used. With --json: an array of objects, with also the \
-            coordinator and the store's IPC object (shm_id, shm_name or db).
+            bytes, clients connected (asked with 's'; '-' when it cannot be asked), uptime, and \\
+            when an etcd server is listed, the etcd endpoints its store lives on ('-' for the \\
+            others). --host and --port are not used. With --json: an array of objects, with also \\
+            the coordinator and where the store is (shm_id, shm_name, db, or etcd: the endpoints).
             """)
     @ParentCommand var tool: DIPCClientTool
 
@@ -29,13 +30,16 @@ struct ListCommand: ClientSubcommand {
             try printLine("no dipc servers recorded in \(directory.path)")
             return
         }
+        // The endpoints column only when a store lives in etcd.
+        let showsEndpoints = servers.contains { Self.endpoints(of: $0) != nil }
         let header = ["PORT", "PID", "STATE", "BACKEND", "NAME", "MAILBOXES", "SIZE", "PACKET", "CLIENTS", "UPTIME"]
+            + (showsEndpoints ? ["ENDPOINTS"] : [])
         let table = [header] + rows.map { server, clients in
             [
                 "\(server.port)", server.pid.map(String.init) ?? "-", server.state.rawValue, server.backend,
                 server.name, Self.text(server.mailboxes), Self.text(server.mailboxSize), Self.text(server.packetSize),
                 Self.text(clients), server.uptimeSeconds.map(Self.duration) ?? "-",
-            ]
+            ] + (showsEndpoints ? [Self.endpoints(of: server) ?? "-"] : [])
         }
         let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
         for row in table {
@@ -66,9 +70,15 @@ struct ListCommand: ClientSubcommand {
             ("packet_size", number(server.packetSize)), ("clients", number(clients)),
             ("uptime_s", number(server.uptimeSeconds)),
             ("coordinator", server.record["coordinator"].map { .string($0) } ?? .null),
-        ] + ["shm_id", "shm_name", "db"].compactMap { key in
+        ] + ["shm_id", "shm_name", "db", "etcd"].compactMap { key in
             server.record[key].flatMap { $0.isEmpty ? nil : (key, JSONValue.numberOrString($0)) }
         })
+    }
+
+    /// The etcd endpoints (`URL,URL,...`) a server's runtime record names; nil for a
+    /// store that does not live in etcd.
+    static func endpoints(of server: RunningServer) -> String? {
+        server.record["etcd"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     static func text(_ value: Int?) -> String { value.map(String.init) ?? "-" }

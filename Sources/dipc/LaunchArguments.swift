@@ -35,7 +35,7 @@ struct LaunchArguments {
         }
         let geometry = StoreGeometry(mailboxes: mailboxes, mailboxSize: mailboxKB * 1024)
         let store = try command.backends.store(
-            backend: command.backend, for: StoreRequest(name: name, geometry: geometry, policy: policy))
+            backend: command.backend, for: StoreRequest(name: name, geometry: geometry, policy: policy, ioTimeout: Double(ioTimeout)))
         guard StoreLayout.mappedSize(for: geometry) != nil else {
             throw ValidationError("\(geometry) is too large")
         }

@@ -1,6 +1,7 @@
 import DIPCBackendProvider
 import DIPCBackends
 import DIPCCore
+import DIPCEtcd
 import DIPCTestSupport
 import Glibc
 import Testing
@@ -83,10 +84,32 @@ extension Factories {
         StoreFactory(
             name: backend.name, persistent: store(backend, "probe").persistent,
             open: { name, geometry, policy in
-                try backend.scratchStore(for: StoreRequest(name: name, geometry: geometry, policy: policy),
-                                         directory: scratchDirectory).open()
+                try ScratchServices.prepare(backend)
+                return try backend.scratchStore(for: StoreRequest(name: name, geometry: geometry, policy: policy),
+                                                directory: scratchDirectory).open()
             },
-            leftovers: { name in store(backend, name).leftovers() },
-            cleanup: { name in store(backend, name).destroy() })
+            leftovers: { name in
+                (try? ScratchServices.prepare(backend)).map { store(backend, name).leftovers() } ?? []
+            },
+            cleanup: { name in
+                if (try? ScratchServices.prepare(backend)) != nil { store(backend, name).destroy() }
+            })
+    }
+}
+
+/// What a backend's scratch stores need running besides files: for etcd, one private
+/// single-node cluster per test process (started on first use, SIGKILLed at exit),
+/// handed to the provider with `EtcdProvider.useScratchCluster`. Providers never start
+/// services themselves (they must not depend on the test support).
+enum ScratchServices {
+    static let etcd: Result<EtcdCluster, any Error> = Result {
+        let cluster = try EtcdCluster(nodes: 1)
+        EtcdProvider.useScratchCluster(endpoints: cluster.endpoints)
+        return cluster
+    }
+
+    /// Starts what `backend`'s scratch stores need (once per process); throws when it cannot.
+    static func prepare(_ backend: any BackendProvider.Type) throws {
+        if backend.name == EtcdProvider.name { _ = try etcd.get() }
     }
 }

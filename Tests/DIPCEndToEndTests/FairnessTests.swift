@@ -17,7 +17,11 @@ import Testing
 @Suite("fairness")
 struct FairnessTests {
     static let policies = ["fifo", "phase-fair"]
-    static var cases: [(String, String)] { E2E.builtBackends.flatMap { b in policies.map { (b, $0) } } }
+    /// Not etcd: the subject is the shared-memory readers-writer coordinator under each
+    /// `--coordinator` policy; an etcd store has no coordinator (each `r`/`w` is one etcd
+    /// operation whatever the policy, SPEC §4), and twelve 1 MiB readers saturate the
+    /// one etcd node the other tests share, so what it would time is etcd's throughput.
+    static var cases: [(String, String)] { E2E.hostStoreBackends.flatMap { b in policies.map { (b, $0) } } }
 
     /// The mailbox everyone fights over holds 1 MiB.
     static let valueSize = 1024 * 1024

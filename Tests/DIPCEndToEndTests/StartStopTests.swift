@@ -12,7 +12,7 @@ struct StartStopTests {
     func startServeStop(backend: String) throws {
         try withScope { scope in
             let port = try freePort()
-            let args = Scope.arguments(
+            let args = try Scope.arguments(
                 backend: backend, name: scope.name, options: [], mailboxes: 4, mailboxKB: 4, port: port, packetKB: 1)
             let r = try scope.dipc(args)
             try #require(r.status == 0, "\(r)")

@@ -22,7 +22,7 @@ struct UnixSocketTests {
         try withScope { scope in
             let path = Self.socketPath(scope)
             let port = try freePort()
-            let args = Scope.arguments(backend: E2E.builtBackends[0], name: scope.name, options: ["--unix", path],
+            let args = try Scope.arguments(backend: E2E.builtBackends[0], name: scope.name, options: ["--unix", path],
                                        mailboxes: 4, mailboxKB: 4, port: port, packetKB: 1)
             let quoted = args.map { "'\($0)'" }.joined(separator: " ")
             let r = try runProcess("/bin/sh", ["-c", "umask 000; exec '\(try Binaries.path("dipc"))' \(quoted)"],

@@ -239,6 +239,6 @@ struct ErrorTests {
         #expect(ProtocolError(code: .size, message: "length 5000 exceeds the mailbox size 4096", closesConnection: true)
             .encoded == bytes("err size length 5000 exceeds the mailbox size 4096\n"))
         #expect(ErrorCode.allCases.map(\.rawValue)
-            == ["syntax", "range", "size", "busy", "timeout", "shutdown", "full", "empty", "internal", "auth"])
+            == ["syntax", "range", "size", "busy", "timeout", "shutdown", "full", "empty", "internal", "auth", "unavailable"])
     }
 }

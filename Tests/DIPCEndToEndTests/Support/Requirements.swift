@@ -28,6 +28,7 @@ struct Requirement: Sendable {
     static let bash = program("/bin/bash", package: "bash")
     static let script = program("/usr/bin/script", package: "bsdutils")
     static let systemdAnalyze = program("/usr/bin/systemd-analyze", package: "systemd")
+    static let etcd = program("/usr/bin/etcd", package: "etcd-server")
     /// Root, to act as another user (with setpriv, Debian package util-linux).
     static let root = Requirement(what: "root (euid 0) and /usr/bin/setpriv (Debian package util-linux)") {
         geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")

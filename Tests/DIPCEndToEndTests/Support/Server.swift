@@ -1,3 +1,4 @@
+import DIPCTestSupport
 import Foundation
 import Synchronization
 
@@ -38,8 +39,19 @@ final class Server {
         return (line, keyValues(line))
     }
 
-    /// The IPC objects of this server's store that still exist.
-    func storeObjects() -> [String] { IPC.storeObjects(name: name, shmName: shmName, shmID: shmID) }
+    /// What of this server's store still exists beside the data: its IPC objects, or on
+    /// etcd the keys that live with a server (`s/` its registration, `l/` places in
+    /// line, both on its lease; the mailboxes stay, SPEC §4).
+    func storeObjects() -> [String] {
+        guard backend == "etcd" else { return IPC.storeObjects(name: name, shmName: shmName, shmID: shmID) }
+        guard let endpoints = record["etcd"] else { return ["etcd server \(port) without etcd= in its record"] }
+        do {
+            return try ["s/", "l/"].flatMap { try EtcdCluster.keys(endpoints: endpoints, prefix: "dipc/\(name)/\($0)") }
+                .map { "etcd key \($0)" }
+        } catch {
+            return ["etcd at \(endpoints) not asked: \(error)"]
+        }
+    }
 
     func kill(_ signal: Int32) {
         if isAlive { Glibc.kill(pid, signal) }
@@ -141,14 +153,17 @@ final class Scope {
         try runProcess(try Binaries.path("dipc-client"), args, env: env, stdin: stdin, timeout: E2E.clientTimeout)
     }
 
-    /// The arguments of `dipc [--backend B --name NAME] OPTIONS MAILBOXES KB PORT PACKET`.
+    /// The arguments of `dipc [--backend B --name NAME] OPTIONS MAILBOXES KB PORT PACKET`;
+    /// for etcd without an `--etcd` of its own, also `--etcd` of the shared test node
+    /// (`SharedEtcd`, started on first use; throws when it cannot be started).
     static func arguments(
         backend: String?, name: String?, options: [String], mailboxes: Int, mailboxKB: Int, port: Int, packetKB: Int
-    ) -> [String] {
+    ) throws -> [String] {
         var args: [String] = []
         if let backend { args += ["--backend", backend] }
         if let name { args += ["--name", name] }
-        return args + options + ["\(mailboxes)", "\(mailboxKB)", "\(port)", "\(packetKB)"]
+        return args + (try SharedEtcd.options(backend: backend, options))
+            + ["\(mailboxes)", "\(mailboxKB)", "\(port)", "\(packetKB)"]
     }
 
     /// Starts a server and requires success: exit 0, one line on stdout, a runtime record.
@@ -159,7 +174,7 @@ final class Scope {
     ) throws -> Server {
         let port = try port ?? freePort()
         let name = name ?? self.name
-        let args = Scope.arguments(
+        let args = try Scope.arguments(
             backend: backend, name: name, options: options, mailboxes: mailboxes, mailboxKB: mailboxKB,
             port: port, packetKB: packetKB)
         let r = try dipc(args, extraEnv: extraEnv)
