@@ -12,6 +12,9 @@ import DIPCCore
 /// - `dipc/NAME/s/LEASE`: one key per live server, bound to its lease.
 /// - `dipc/NAME/f/SERVER`: a server's write fence (see `EtcdStore.write`), one small
 ///   key per server ever started, kept with the data.
+/// - `dipc/NAME/f/SERVER/w/SLOT`: a server's write markers, one per write it has in
+///   progress at once (the change id each last wrote), deleted when the server stops;
+///   a killed server's stay, as small as its fence.
 struct EtcdLayout: Sendable {
     let name: String
 

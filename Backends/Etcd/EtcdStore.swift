@@ -40,6 +40,9 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
     private let heldPlaces = Mutex<Set<String>>([])
     /// The version of this server's fence key that its writes compare.
     private let fenceVersion = Atomic<Int64>(0)
+    /// The write-marker slots of this server (`writeMarker`): taken by a write for its
+    /// duration, so that no two writes in progress share one.
+    private let writeMarkers = Mutex(SlotPool())
 
     /// Seconds start-up waits for an endpoint (SPEC §1).
     static let startupSeconds = 10.0
@@ -162,25 +165,34 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
         return UInt64(EtcdJSON.kvs(reply).first?.version ?? 0)
     }
 
-    /// One txn: the put, guarded by this server's fence (see `fence`), and the new
-    /// version. Whether a write whose reply was lost was applied is settled by raising
-    /// the fence (no copy of it still in flight can apply after that) and reading the
-    /// mailbox; one that was not is sent again.
+    /// One txn: the put, guarded by this server's fence (see `fence`), a mark of the
+    /// change on one of this server's write markers, and the new version. Whether a write
+    /// whose reply was lost was applied is settled by raising the fence (no copy of it
+    /// still in flight can apply after that) and reading its marker (the mailbox itself
+    /// cannot tell: other servers may have written it since); one that was not applied
+    /// is sent again.
     func write(_ mailbox: Int, _ data: UnsafeRawBufferPointer) throws -> UInt64 {
         let key = layout.mailbox(mailbox)
         let message = Array(data)
         let deadline = ioDeadline
+        let slot = writeMarkers.withLock { $0.take() }
+        defer { writeMarkers.withLock { $0.give(slot) } }
+        let marker = writeMarker(slot)
         while true {
             let change = nextChange()
             let value = MailboxValue(change: change, messages: [message]).encoded
             let body = EtcdJSON.txn(
                 compare: [EtcdJSON.compare(fenceKey, target: "VERSION", "EQUAL", fenceVersion.load(ordering: .acquiring))],
-                success: [["request_put": EtcdJSON.put(key, value)], ["request_range": EtcdJSON.range(key, keysOnly: true)]],
+                success: [
+                    ["request_put": EtcdJSON.put(key, value)],
+                    ["request_put": EtcdJSON.put(marker, MailboxValue(change: change, messages: []).encoded)],
+                    ["request_range": EtcdJSON.range(key, keysOnly: true)],
+                ],
                 failure: [["request_range": EtcdJSON.range(fenceKey, keysOnly: true)]])
             do {
                 let (succeeded, responses) = EtcdJSON.txnResult(try client.call("/v3/kv/txn", body, deadline: deadline, idempotent: false))
                 if succeeded {
-                    guard responses.count == 2, let kv = EtcdJSON.kvs(responses[1]["response_range"] as? [String: Any]).first else {
+                    guard responses.count == 3, let kv = EtcdJSON.kvs(responses[2]["response_range"] as? [String: Any]).first else {
                         throw EtcdStoreFault.corrupt("a write's txn answered no version")
                     }
                     return UInt64(kv.version)
@@ -192,9 +204,8 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
                 guard case .outcomeUnknown = failure else { throw unreachable(failure) }
                 do {
                     try raiseFence(deadline: deadline)
-                    let reply = try client.call("/v3/kv/range", EtcdJSON.range(key), deadline: deadline, idempotent: true)
-                    if let kv = EtcdJSON.kvs(reply).first, try MailboxValue(decoding: kv.value).change == change {
-                        return UInt64(kv.version)
+                    if let version = try appliedVersion(of: change, marker: marker, key: key, deadline: deadline) {
+                        return version
                     }
                     // Not applied, and now it never will be: send it again.
                 } catch {
@@ -203,6 +214,24 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
             }
         }
     }
+
+    /// The VERSION that the write of `change` gave `key`, if it was applied (`marker`
+    /// names it); nil if it was not. Only meaningful once the fence is raised.
+    private func appliedVersion(of change: ChangeID, marker: String, key: String, deadline: Double) throws -> UInt64? {
+        let reply = try client.call("/v3/kv/range", EtcdJSON.range(marker), deadline: deadline, idempotent: true)
+        guard let mark = EtcdJSON.kvs(reply).first, try MailboxValue(decoding: mark.value).change == change else { return nil }
+        // The mailbox as that txn left it.
+        var body = EtcdJSON.range(key, keysOnly: true)
+        body["revision"] = String(mark.modRevision)
+        guard let written = EtcdJSON.kvs(try client.call("/v3/kv/range", body, deadline: deadline, idempotent: true)).first else {
+            throw EtcdStoreFault.corrupt("a write's marker names a revision where its mailbox is absent")
+        }
+        return UInt64(written.version)
+    }
+
+    /// Write marker `slot` of this server: the last change written by the write that
+    /// holds the slot (one slot per write in progress, reused afterwards).
+    private func writeMarker(_ slot: Int) -> String { fenceKey + "/w/\(slot)" }
 
     /// This server's fence: a key only it changes, whose version every `write` compares,
     /// so that raising it voids the writes still in flight.
@@ -269,6 +298,9 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
         // The places and the server key vanish with the lease; if etcd cannot be reached
         // they vanish when it expires.
         do { try lease.revoke(deadline: deadline) } catch { return false }
+        // The write markers are this server's alone and no write is in progress now.
+        _ = try? client.call("/v3/kv/deleterange", EtcdJSON.delete(fenceKey + "/w/", prefix: true),
+                             deadline: deadline, idempotent: true)
         guard let reply = try? client.call("/v3/kv/range", EtcdJSON.range(layout.servers, prefix: true, countOnly: true),
                                            deadline: deadline, idempotent: true)
         else { return false }
@@ -315,8 +347,14 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
             // A request that may not wait holds no place and tries once, whoever waits
             // (MailboxStore): a push that fits now is made, beside pushers still waiting.
             let myTurn = place.map { $0.key == head?.key } ?? (head == nil || !wait.waits)
+            var value = try MailboxValue(decoding: current?.value ?? [])
+            var attempt = value.messages
+            let possible = transform(&attempt) != nil
+            // Giving up (`err empty`/`err full`) is only true to what this read saw: a
+            // request that could be served now but is not at the head of the line keeps
+            // its place until its turn, even past its deadline (SPEC §3, linearizable).
+            let givingUp = !possible && (!wait.waits || monotonicSeconds() >= wait.deadline)
             if myTurn {
-                var value = try MailboxValue(decoding: current?.value ?? [])
                 if let result = transform(&value.messages) {
                     value.change = nextChange()
                     let version = UInt64((current?.version ?? 0) + 1)
@@ -339,20 +377,21 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
                     if place == nil { place = try join(line) }
                     continue
                 }
-                if !wait.waits || monotonicSeconds() >= wait.deadline { return .timedOut }
+                if givingUp { return .timedOut }
                 if place == nil {
                     place = try join(line)
                     continue
                 }
             } else {
                 // Others wait before it.
-                if !wait.waits || monotonicSeconds() >= wait.deadline { return .timedOut }
+                if givingUp { return .timedOut }
                 if place == nil {
                     place = try join(line)
                     continue
                 }
             }
-            board.wait(m, since: mark, until: min(wait.deadline, monotonicSeconds() + 1))
+            let now = monotonicSeconds()
+            board.wait(m, since: mark, until: now < wait.deadline ? min(wait.deadline, now + 1) : now + 1)
         }
     }
 
@@ -466,4 +505,19 @@ struct StoreRequestFacts: Sendable {
     var name: String
     var geometry: StoreGeometry
     var policy: CoordinatorPolicy
+}
+
+/// Small integers handed out one per holder, reused once given back.
+struct SlotPool {
+    private var free: [Int] = []
+    private var count = 0
+
+    /// A slot given back earlier if there is one, else a new one.
+    mutating func take() -> Int {
+        if let slot = free.popLast() { return slot }
+        count += 1
+        return count - 1
+    }
+
+    mutating func give(_ slot: Int) { free.append(slot) }
 }
