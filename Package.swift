@@ -56,7 +56,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // etcd (apt: etcd-server, etcd-client; the Makefile installs them), over its v3
         // HTTP/JSON gateway with libcurl: no package to build.
-        .target(name: "DIPCEtcd", dependencies: ["DIPCCore", "DIPCBackendProvider", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Backends/Etcd"),
+        .target(name: "DIPCEtcd", dependencies: ["DIPCCore", "DIPCBackendProvider", "CCurl", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "CoreMetrics", package: "swift-metrics")], path: "Backends/Etcd"),
         // The backend conformance suite and an in-memory reference backend, for tests,
         // examples and future backends.
         // Also the linearizability history checker and its workload (DIPCClient: the workload's clients).

@@ -72,7 +72,11 @@ package final class EtcdClient: Sendable {
             // One endpoint may use at most the time left, and no more than half of it
             // while others remain to be tried.
             let attempt = endpoints.count > 1 ? max(0.5, remaining / 2) : remaining
-            switch once(endpoint + path, payload, timeout: min(attempt, remaining)) {
+            if lastReason != "no endpoint tried" { EtcdMetrics.retries.increment() }
+            let began = monotonicSeconds()
+            let outcome = once(endpoint + path, payload, timeout: min(attempt, remaining))
+            EtcdMetrics.recordRoundTrip(path, since: began)
+            switch outcome {
             case let .success(reply):
                 preferred.store(index % endpoints.count, ordering: .relaxed)
                 return reply

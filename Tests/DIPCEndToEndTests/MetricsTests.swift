@@ -126,6 +126,30 @@ struct MetricsTests {
         }
     }
 
+    @Test("etcd: each round trip is timed by call", .requires(.etcd))
+    func etcdRoundTrips() throws {
+        try withScope { scope in
+            let metricsPort = try freePort()
+            let server = try scope.start("etcd", options: ["--metrics", "127.0.0.1:\(metricsPort)"])
+            let c = try server.connect(timeout: 20)
+            #expect(try c.request("w 0 1\nx") == "ok 1")
+            let range = "dipc_etcd_round_trip_seconds_count{call=\"/v3/kv/range\"}"
+            let txn = "dipc_etcd_round_trip_seconds_count{call=\"/v3/kv/txn\"}"
+            let before = try scrape(metricsPort)
+            let reads = try #require(before[range]), txns = try #require(before[txn])
+            for _ in 1...3 {
+                #expect(try c.request("r 0").hasPrefix("ok 1 "))
+                _ = try c.readBytes(1)
+            }
+            #expect(try c.request("w 0 1\ny") == "ok 2")
+            let after = try scrape(metricsPort)
+            // Other round trips (the lease's keepalive, the watch) are not ranges or txns.
+            #expect(after[range] == reads + 3, "one range per r")
+            #expect(after[txn] == txns + 1, "one txn per w")
+            #expect(after["dipc_etcd_retries_total"] ?? 0 == 0, "no retry against a healthy node")
+        }
+    }
+
     @Test("a read that waits for a held write lock is one coordinator wait")
     func coordinatorWait() throws {
         try withScope { scope in
@@ -175,7 +199,9 @@ struct MetricsTests {
             let families = try PrometheusParser.families(of: response.body)
             #expect(families.contains("dipc_requests counter 9"), "\(families)")
             #expect(families.contains("dipc_request_duration_seconds histogram \(9 * (ServerBuckets.count + 3))"), "\(families)")
-            #expect(families.contains("dipc_errors counter 10"), "\(families)")
+            // One series per SPEC §2 error code: syntax, range, size, busy, timeout,
+            // shutdown, full, empty, internal, auth, unavailable.
+            #expect(families.contains("dipc_errors counter 11"), "\(families)")
             #expect(families.contains("dipc_connections gauge 1"), "\(families)")
             #expect(families.contains("dipc_waiting_requests gauge 3"), "\(families)")
         }
