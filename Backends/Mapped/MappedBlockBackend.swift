@@ -236,6 +236,12 @@ public final class MappedBlockBackend: BlockBackend {
         return publish(mailbox, spare: spareIndex, after: state)
     }
 
+    public func queueState(_ mailbox: Int) throws -> QueueState {
+        let state = stateWord(mailbox).load(ordering: .acquiring)
+        let header = try SlotHeader(at: slot(mailbox, state & 1), mailbox: mailbox, in: self)
+        return QueueState(count: header.count, usedBytes: header.used)
+    }
+
     public func close(removing: Bool) throws {
         segment.unmap()
         if removing { try segment.remove() }

@@ -327,6 +327,12 @@ final class TDBBlockBackend: BlockBackend, @unchecked Sendable {
         }
     }
 
+    func queueState(_ mailbox: Int) throws -> QueueState {
+        try file.withContext { tdb in
+            try withMailbox(tdb, mailbox) { QueueState(count: $0.count, usedBytes: $0.list.count) }
+        }
+    }
+
     func close(removing: Bool) throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var failure: Error?

@@ -22,6 +22,8 @@
 ///   end when `StoreLayout.fits` says it fits, and otherwise returns nil and changes
 ///   nothing; `takeOldest` removes the first (nil when empty). An empty list reads as
 ///   an empty value.
+/// - `queueState` tells how many messages the list holds and how many bytes they use
+///   (`StoreLayout.messageOverhead` each plus their data), as `append` counts them.
 /// - `close(removing:)` releases what this process holds; with `removing` it also
 ///   destroys the shared objects of the store (never a TDB file).
 /// - Errors are `SystemError` (a failed call and its errno) or `StoreError`.
@@ -47,6 +49,8 @@ public protocol BlockBackend: AnyObject {
     func append(_ mailbox: Int, _ data: UnsafeRawBufferPointer) throws -> UInt64?
     /// Removes the oldest message into `buffer`; returns the new version, or nil when empty.
     func takeOldest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64?
+    /// The list's length and the bytes it uses, changing nothing (a read operation).
+    func queueState(_ mailbox: Int) throws -> QueueState
     /// Releases this process's hold on the store; `removing` destroys the store's shared objects.
     func close(removing: Bool) throws
     /// Whether the creator of the shared objects still runs (default in an extension).
@@ -63,4 +67,17 @@ extension BlockBackend {
 
     /// Called by the creator once the store is formatted and published. Default: nothing.
     public func creationFinished() {}
+}
+
+/// How full a mailbox's message list is.
+public struct QueueState: Sendable, Equatable {
+    /// Messages in the list.
+    public var count: Int
+    /// Bytes the list uses: `StoreLayout.messageOverhead` per message plus its data.
+    public var usedBytes: Int
+
+    public init(count: Int, usedBytes: Int) {
+        self.count = count
+        self.usedBytes = usedBytes
+    }
 }

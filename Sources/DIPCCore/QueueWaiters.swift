@@ -221,9 +221,15 @@ public final class QueueWaiters: @unchecked Sendable {
     /// a value, the monotonic `deadline` passes, or `shouldAbandon` returns true (asked
     /// before every try but the first). Between tries it holds no lock and sleeps at most
     /// `pollInterval` seconds. It always leaves the line before returning or throwing.
+    ///
+    /// Timing out is always true to what was seen: at its head, when `attempt` has just
+    /// failed; behind others, only when `couldSucceed` (asked once the deadline has
+    /// passed, changing nothing) says `attempt` would fail now. A request that could be
+    /// served but is behind others keeps its place past the deadline until its turn
+    /// (SPEC §3: an `err empty` with messages queued all along is not linearizable).
     public func waitInLine<Value>(
         _ kind: QueueLineKind, mailbox: Int, until deadline: Double, pollInterval: Double = 0.1,
-        shouldAbandon: () -> Bool, attempt: () throws -> Value?
+        shouldAbandon: () -> Bool, couldSucceed: () throws -> Bool, attempt: () throws -> Value?
     ) throws -> SharedStore.WaitOutcome<Value> {
         let line = line(kind, mailbox)
         enter(kind, mailbox, line)
@@ -255,9 +261,10 @@ public final class QueueWaiters: @unchecked Sendable {
                 let slice = min(deadline - monotonicSeconds(), pollInterval)
                 coordinator.waitForChange(of: mailbox, from: sequence, timeoutNanoseconds: Int64(slice * 1e9))
             } else {
-                if remaining <= 0 { return .timedOut }
+                if remaining <= 0, try !couldSucceed() { return .timedOut }
                 retrying = true
-                Futex.wait(line.servingPointer, expected: head, timeoutNanoseconds: Int64(min(remaining, pollInterval) * 1e9))
+                let slice = remaining > 0 ? min(remaining, pollInterval) : pollInterval
+                Futex.wait(line.servingPointer, expected: head, timeoutNanoseconds: Int64(slice * 1e9))
                 watch.check(line, coordinator: coordinator)
             }
         }

@@ -33,6 +33,13 @@ extension SharedStore {
         return version
     }
 
+    /// The mailbox's list: how many messages, how many bytes (changes nothing).
+    public func queueState(_ mailbox: Int) throws -> QueueState {
+        try coordinator.withReadAccess(to: mailbox) {
+            try backend.queueState(mailbox)
+        }
+    }
+
     /// Removes the oldest message into `buffer`; nil (and no change) when empty.
     public func take(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64? {
         let version = try coordinator.withWriteAccess(to: mailbox) {
@@ -78,11 +85,15 @@ extension SharedStore: MailboxStore {
     }
 
     public func push(_ mailbox: Int, _ data: UnsafeRawBufferPointer, waiting wait: MailboxWait) throws -> WaitOutcome<UInt64> {
-        try waitForTurn(.producers, mailbox, wait) { try push(mailbox, data) }
+        let length = data.count, geometry = geometry
+        return try waitForTurn(.producers, mailbox, wait,
+                               couldSucceed: { StoreLayout.fits(used: try queueState(mailbox).usedBytes, adding: length, in: geometry) },
+                               attempt: { try push(mailbox, data) })
     }
 
     public func take(_ mailbox: Int, into buffer: inout [UInt8], waiting wait: MailboxWait) throws -> WaitOutcome<UInt64> {
-        try waitForTurn(.consumers, mailbox, wait) { try take(mailbox, into: &buffer) }
+        try waitForTurn(.consumers, mailbox, wait, couldSucceed: { try queueState(mailbox).count > 0 },
+                        attempt: { try take(mailbox, into: &buffer) })
     }
 
     public func waitForChange(of mailbox: Int, after version: UInt64, waiting wait: MailboxWait) throws -> WaitOutcome<Void> {
@@ -92,12 +103,14 @@ extension SharedStore: MailboxStore {
     }
 
     /// A request that may wait queues in arrival order; one that may not takes (or
-    /// pushes) what the mailbox allows now, without a place in line.
+    /// pushes) what the mailbox allows now, without a place in line. `couldSucceed`
+    /// tells, changing nothing, whether `attempt` would succeed now.
     private func waitForTurn<Value>(_ line: QueueLineKind, _ mailbox: Int, _ wait: MailboxWait,
-                                    _ attempt: () throws -> Value?) throws -> WaitOutcome<Value> {
+                                    couldSucceed: () throws -> Bool,
+                                    attempt: () throws -> Value?) throws -> WaitOutcome<Value> {
         if wait.waits {
             return try queueWaiters.waitInLine(line, mailbox: mailbox, until: wait.deadline,
-                                               shouldAbandon: wait.shouldAbandon, attempt: attempt)
+                                               shouldAbandon: wait.shouldAbandon, couldSucceed: couldSucceed, attempt: attempt)
         }
         return try self.wait(on: mailbox, until: wait.deadline, shouldAbandon: wait.shouldAbandon, attempt: attempt)
     }

@@ -175,6 +175,10 @@ final class Run: ConformanceChecking {
         return version.map { (buffer, $0) }
     }
 
+    func queueState(_ b: BlockBackend, _ m: Int, _ step: String) throws -> QueueState {
+        try attempt("\(step): queueState(\(m))") { try b.queueState(m) }
+    }
+
     func close(_ b: BlockBackend, removing: Bool, _ step: String) throws {
         try attempt("\(step): close(removing: \(removing))") { try b.close(removing: removing) }
     }
@@ -331,6 +335,7 @@ final class Run: ConformanceChecking {
                 if let got { throw fail("\(step): StoreLayout.fits says it does not fit", expected: "nil", got: "version \(got)") }
             }
             try expectContent(b, m, model.last ?? [], version, step)
+            try expect(try queueState(b, m, step), QueueState(count: model.count, usedBytes: used), "\(step): queueState")
             attempt += 1
         }
         // Fill the last bytes exactly, then nothing fits, not even an empty message.
@@ -353,6 +358,10 @@ final class Run: ConformanceChecking {
             try expectBytes(data, expected, "\(step): oldest first")
             try expect(v, version, "\(step): version")
             try expectContent(b, m, i + 1 < model.count ? model.last! : [], version, "\(step): newest after the take")
+            let left = model[(i + 1)...]
+            try expect(try queueState(b, m, step),
+                       QueueState(count: left.count, usedBytes: left.reduce(0) { $0 + StoreLayout.messageOverhead + $1.count }),
+                       "\(step): queueState")
         }
         if let extra = try take(b, m, "empty queue") {
             throw fail("takeOldest of an emptied list", expected: "nil", got: "\(extra.0.count) bytes at version \(extra.1)")

@@ -145,6 +145,10 @@ public final class InMemoryBackend: BlockBackend {
         }
     }
 
+    public func queueState(_ mailbox: Int) throws -> QueueState {
+        try self.mailbox(mailbox).content.withLock { QueueState(count: $0.messages.count, usedBytes: $0.used) }
+    }
+
     public func takeOldest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64? {
         let taken: ([UInt8], UInt64)? = try self.mailbox(mailbox).content.withLock {
             guard !$0.messages.isEmpty else { return nil }

@@ -63,5 +63,6 @@ final class ForgetfulBackend: BlockBackend {
     }
     func append(_ mailbox: Int, _ data: UnsafeRawBufferPointer) throws -> UInt64? { try inner.append(mailbox, data) }
     func takeOldest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64? { try inner.takeOldest(mailbox, into: &buffer) }
+    func queueState(_ mailbox: Int) throws -> QueueState { try inner.queueState(mailbox) }
     func close(removing: Bool) throws { try inner.close(removing: removing) }
 }

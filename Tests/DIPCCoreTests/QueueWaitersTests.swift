@@ -65,7 +65,10 @@ struct QueueWaitersTests {
             let seconds: Double = k == 2 ? 0.3 : 20
             threads.append(TestThread {
                 let deadline = monotonicSeconds() + seconds
-                let outcome = try? waiters.waitInLine(.consumers, mailbox: 0, until: deadline, shouldAbandon: { false }) {
+                let outcome = try? waiters.waitInLine(
+                    .consumers, mailbox: 0, until: deadline, shouldAbandon: { false },
+                    couldSucceed: { items.withLock { !$0.isEmpty } }
+                ) {
                     items.withLock { $0.isEmpty ? nil : $0.removeFirst() }
                 }
                 switch outcome {
@@ -101,7 +104,10 @@ struct QueueWaitersTests {
             if deadMember { line.addMember(7) }
             let orphan = line.join()  // never claimed, never left
             var item: [Int] = [42]
-            let outcome = try waiters.waitInLine(.consumers, mailbox: 0, until: monotonicSeconds() + 10, shouldAbandon: { false }) {
+            let outcome = try waiters.waitInLine(
+                .consumers, mailbox: 0, until: monotonicSeconds() + 10, shouldAbandon: { false },
+                couldSucceed: { !item.isEmpty }
+            ) {
                 item.isEmpty ? nil : item.removeFirst()
             }
             guard case .done(42) = outcome else {
@@ -110,6 +116,44 @@ struct QueueWaitersTests {
             }
             #expect(WaiterLine.isPassed(orphan, serving: line.serving), "dead member \(deadMember): the orphan ticket is still in line")
             #expect(line.members & (1 << 7) == 0, "dead member \(deadMember): the dead slot is still a member")
+        }
+    }
+
+    @Test("a waiter whose deadline passes behind a dead server's ticket keeps its place while an item is there (and gets it), and times out at once when none is")
+    func deadlinePassesBehindAStalledHead() throws {
+        for itemThere in [true, false] {
+            let region = try CoordinatorTestRegion(mailboxes: 1)
+            // Slot 7 is a dead server holding the head ticket; this one is slot 0.
+            let coordinator = region.coordinator(policy: .fifo, isSlotAlive: { $0 != 7 })
+            let waiters = QueueWaiters(coordinator: coordinator)
+            let line = waiters.line(.consumers, 0)
+            line.addMember(7)
+            let orphan = line.join()
+            line.claim(orphan)  // claimed: only the dead member's voiding passes it
+            var item: [Int] = itemThere ? [42] : []
+            let began = monotonicSeconds()
+            // The deadline (10 ms) passes long before the liveness check (100 ms) voids the
+            // dead member's ticket.
+            let outcome = try waiters.waitInLine(
+                .consumers, mailbox: 0, until: began + 0.01, shouldAbandon: { false },
+                couldSucceed: { !item.isEmpty }
+            ) {
+                item.isEmpty ? nil : item.removeFirst()
+            }
+            let took = monotonicSeconds() - began
+            if itemThere {
+                guard case .done(42) = outcome else {
+                    Issue.record("with an item queued all along, the waiter got \(outcome) after \(took) s")
+                    continue
+                }
+                #expect(WaiterLine.isPassed(orphan, serving: line.serving), "the dead member's ticket is still in line")
+            } else {
+                guard case .timedOut = outcome else {
+                    Issue.record("with no item, the waiter got \(outcome)")
+                    continue
+                }
+                #expect(took < 0.09, "no item: it timed out after \(took) s, not at its deadline")
+            }
         }
     }
 }

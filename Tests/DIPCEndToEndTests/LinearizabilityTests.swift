@@ -23,18 +23,10 @@ struct LinearizabilityTests {
     func waitingTakesUnderServerKill(backend: String) throws {
         let (run, report) = try Self.runUnderServerKill(backend, takeWaitsMilliseconds: [0, 20], seconds: 2)
         #expect(run.drained, "a queue could not be drained to empty at the end")
-        // Found by this test: a waiting `c` in the consumers' line behind a place the
-        // killed server held times out with `err empty` without ever trying, while
-        // messages sit in the queue (plain `c` bypasses the line and takes them) — for
-        // about 0.4 s after the kill, until the stalled line is voided.
-        withKnownIssue(
-            "waiting c behind a dead server's place in line answers err empty while messages are queued",
-            isIntermittent: true
-        ) {
-            #expect(report.isLinearizable, "\(report)")
-        }
-        let others = report.violations.filter { $0.kind != .emptyWhileNotEmpty }
-        #expect(others.isEmpty, "violations other than the known one: \(others.prefix(10).map(\.description))")
+        // Found by this test, fixed: a waiting `c` in the consumers' line behind a place
+        // the killed server held timed out with `err empty` while messages sat in the
+        // queue (until the stalled line was voided, ~0.4 s after the kill).
+        #expect(report.isLinearizable, "\(report)")
     }
 
     /// Starts two servers of `backend` on one store, runs `HistoryWorkload` (3 clients

@@ -179,6 +179,7 @@ final class WatchedBackend: BlockBackend, @unchecked Sendable {
     func takeOldest(_ mailbox: Int, into buffer: inout [UInt8]) throws -> UInt64? {
         counted(); return try inner.takeOldest(mailbox, into: &buffer)
     }
+    func queueState(_ mailbox: Int) throws -> QueueState { counted(); return try inner.queueState(mailbox) }
     func close(removing: Bool) throws {
         lock.locked {
             isDetached = true
