@@ -5,14 +5,17 @@ import Glibc
 /// A TLS connection over a non-blocking TCP socket. Every wait is a `poll` with a
 /// deadline, so `--io-timeout` bounds the handshake and every stalled send, and a
 /// partial TLS record never blocks the connection's thread: `receive` reports
-/// `.wouldBlock` and `Connection` waits as for a plain socket. Read-ahead stays off,
-/// so bytes OpenSSL holds beyond `SSL_pending` are at most one incomplete record,
-/// whose rest must come from the socket.
+/// `.wouldBlock` and `Connection` waits as for a plain socket. Read-ahead is on, so one
+/// `read` takes a whole record (header and body) and whatever else has arrived; input
+/// OpenSSL holds counts as buffered until an `SSL_read` finds it is only part of a
+/// record (then the rest must come from the socket).
 final class TLSSocketStream: ConnectionStream {
     let fd: Int32
     private let ssl: OpaquePointer
     private let ioTimeoutSeconds: Int
     private var closed = false
+    /// The last `SSL_read` wanted more from the socket than OpenSSL holds.
+    private var starved = false
 
     /// Takes over `fd` only on success.
     init(fd: Int32, context: TLSServerContext, ioTimeoutSeconds: Int) throws {
@@ -26,6 +29,7 @@ final class TLSSocketStream: ConnectionStream {
             SSL_free(ssl)
             throw SystemError("SSL_set_fd: \(TLSError.drain())", errno: EINVAL)
         }
+        SSL_set_read_ahead(ssl, 1)
         self.fd = fd
         self.ssl = ssl
         self.ioTimeoutSeconds = ioTimeoutSeconds
@@ -47,14 +51,18 @@ final class TLSSocketStream: ConnectionStream {
         }
     }
 
-    var hasBufferedInput: Bool { SSL_pending(ssl) > 0 }
+    var hasBufferedInput: Bool { SSL_pending(ssl) > 0 || (!starved && SSL_has_pending(ssl) == 1) }
 
     func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
             let result = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
-            if result > 0 { return Int(result) }
+            if result > 0 {
+                starved = false
+                return Int(result)
+            }
             switch SSL_get_error(ssl, result) {
             case SSL_ERROR_WANT_READ:
+                starved = true
                 throw SystemError("SSL_read", errno: EAGAIN)
             case SSL_ERROR_WANT_WRITE:
                 // A TLS 1.3 key update to answer: wait until it can be sent, then read on.

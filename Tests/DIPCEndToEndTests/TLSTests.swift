@@ -48,6 +48,36 @@ struct TLSTests {
         }
     }
 
+    @Test("pipelined requests in one record, many one-byte records at once, and a request split over records with pauses are answered in order")
+    func recordBoundaries() throws {
+        try withTLSServer { server, _, certificates in
+            let c = try server.connect()
+            try c.startTLS(caFile: certificates.ca)
+            func expectReplies(_ step: String) throws {
+                #expect(try c.readLine() == "ok 1", "\(step): w 0")
+                #expect(try c.readLine() == "ok 1", "\(step): w 1")
+                #expect(try c.readLine() == "ok 3 1", "\(step): r 0")
+                #expect(try c.readBytes(3) == Array("abc".utf8), "\(step): r 0's value")
+                #expect(try c.readLine() == "ok 2 1", "\(step): r 1")
+                #expect(try c.readBytes(2) == Array("xy".utf8), "\(step): r 1's value")
+            }
+            // Four requests in one record (the server reads ahead; all four are answered).
+            try c.send("w 0 3\nabcw 1 2\nxyr 0\nr 1\n")
+            try expectReplies("one record")
+            // One record per byte, sent back to back: several records per read.
+            try c.send("w 2 1\nz")
+            #expect(try c.readLine() == "ok 1")
+            for byte in Array("w 0 3\nabcw 1 2\nxyr 0\nr 1\n".utf8) { try c.send([byte]) }
+            #expect(try c.readLine() == "ok 2", "one-byte records: w 0")
+            #expect(try c.readLine() == "ok 2", "one-byte records: w 1")
+            #expect(try c.readLine() == "ok 3 2" && (try c.readBytes(3)) == Array("abc".utf8), "one-byte records: r 0")
+            #expect(try c.readLine() == "ok 2 2" && (try c.readBytes(2)) == Array("xy".utf8), "one-byte records: r 1")
+            // One request whose records arrive 0.5 ms apart: the server waits between them.
+            try c.sendSplit(Array("r 2\n".utf8))
+            #expect(try c.readLine() == "ok 1 1" && (try c.readBytes(1)) == Array("z".utf8), "split request")
+        }
+    }
+
     @Test("a plaintext client gets nothing in clear and is closed")
     func plaintextRefused() throws {
         try withTLSServer { server, _, _ in
