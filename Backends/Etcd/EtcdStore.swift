@@ -348,12 +348,13 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
             // (MailboxStore): a push that fits now is made, beside pushers still waiting.
             let myTurn = place.map { $0.key == head?.key } ?? (head == nil || !wait.waits)
             var value = try MailboxValue(decoding: current?.value ?? [])
-            var attempt = value.messages
-            let possible = transform(&attempt) != nil
-            // Giving up (`err empty`/`err full`) is only true to what this read saw: a
-            // request that could be served now but is not at the head of the line keeps
-            // its place until its turn, even past its deadline (SPEC §3, linearizable).
-            let givingUp = !possible && (!wait.waits || monotonicSeconds() >= wait.deadline)
+            // A take that could be served now but is behind others keeps its place past
+            // its deadline: any message serves any taker, so its turn comes as soon as
+            // those ahead have taken theirs, and `err empty` with messages queued would
+            // not be linearizable (SPEC §3). A push gives up at its deadline: the room
+            // is kept for the pushes ahead (arrival order), which may need more.
+            let keepsPlace = kind == .take && !value.messages.isEmpty
+            let givingUp = !keepsPlace && (!wait.waits || monotonicSeconds() >= wait.deadline)
             if myTurn {
                 if let result = transform(&value.messages) {
                     value.change = nextChange()

@@ -222,11 +222,12 @@ public final class QueueWaiters: @unchecked Sendable {
     /// before every try but the first). Between tries it holds no lock and sleeps at most
     /// `pollInterval` seconds. It always leaves the line before returning or throwing.
     ///
-    /// Timing out is always true to what was seen: at its head, when `attempt` has just
-    /// failed; behind others, only when `couldSucceed` (asked once the deadline has
-    /// passed, changing nothing) says `attempt` would fail now. A request that could be
-    /// served but is behind others keeps its place past the deadline until its turn
-    /// (SPEC §3: an `err empty` with messages queued all along is not linearizable).
+    /// Behind others once the deadline has passed, it times out only when
+    /// `couldSucceed` (changing nothing) says false; otherwise it keeps its place until
+    /// its turn. Takes pass "a message is queued" (any message serves any taker, so the
+    /// turn comes once those ahead have theirs, and an `err empty` with messages queued
+    /// all along is not linearizable, SPEC §3); pushes pass false (the room is kept for
+    /// the pushes ahead).
     public func waitInLine<Value>(
         _ kind: QueueLineKind, mailbox: Int, until deadline: Double, pollInterval: Double = 0.1,
         shouldAbandon: () -> Bool, couldSucceed: () throws -> Bool, attempt: () throws -> Value?

@@ -65,6 +65,11 @@ struct LinearizabilityTests {
                 .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             print("linearizability \(backend) takes waiting \(takeWaitsMilliseconds) ms (seed \(seed)): \(report.operationsChecked) operations checked in \(String(format: "%.0f", Double(checkTime.components.seconds) * 1000 + Double(checkTime.components.attoseconds) / 1e15)) ms, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(results)")
 
+            let failures = Dictionary(grouping: history.operations.compactMap { operation -> String? in
+                if case .failed(let why) = operation.result { return "\(operation.kind) \(why.split(separator: " ").prefix(2).joined(separator: " "))" }
+                return nil
+            }, by: { $0 }).mapValues(\.count)
+            if !failures.isEmpty { print("linearizability \(backend): failed requests by kind and error: \(failures.sorted { $0.key < $1.key })") }
             #expect(run.faultErrors.isEmpty, "\(run.faultErrors)")
             #expect(run.faultsInjected.count == 1)
             #expect(killed.waitGone(timeout: 10), "the SIGKILLed server is still alive")
