@@ -80,7 +80,7 @@ struct ResourceBoundsTests {
     @Test("200 slowloris connections with --io-timeout 2: each answered err timeout and closed in time; threads back to baseline")
     func slowloris() throws {
         try withServer("sysv", options: ["--io-timeout", "2"]) { server, _ in
-            let baseline = try #require(ProcessResources.of(server.pid))
+            let baseline = try #require(ProcessResources.ownedBy(server.pid))
             var clients: [(conn: Conn, sentAt: Double)] = []
             for index in 0..<200 {
                 let conn = try server.connect(timeout: 10)
@@ -98,7 +98,7 @@ struct ResourceBoundsTests {
             let lastAnswered = monotonicNow() - clients[clients.count - 1].sentAt
             #expect(lastAnswered < 2 + 4, "the last connection was answered \(lastAnswered) s after its last byte")
             let settled = waitUntil(timeout: 5) {
-                guard let now = ProcessResources.of(server.pid) else { return false }
+                guard let now = ProcessResources.ownedBy(server.pid) else { return false }
                 return now.threads <= baseline.threads && now.descriptors <= baseline.descriptors
             }
             #expect(settled, "baseline \(baseline), now \(ProcessResources.of(server.pid).map(String.init(describing:)) ?? "gone")")

@@ -37,6 +37,29 @@ struct ProcessResources: CustomStringConvertible {
         return count
     }
 
+    /// Descriptors of `pid` that a sanitizer's symbolizer holds, not the server: under
+    /// `make tsan`/`make asan` a server that checks a report against the suppressions
+    /// starts `llvm-symbolizer` as its child and keeps a pipe to each of its ends (2).
+    static func sanitizerDescriptors(_ pid: pid_t) -> Int {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return 0 }
+        var symbolizers = 0
+        for task in tasks {
+            for child in (procFile("/proc/\(pid)/task/\(task)/children") ?? "").split(separator: " ") {
+                let name = procFile("/proc/\(child)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                if name.hasPrefix("llvm-symbolizer") { symbolizers += 1 }
+            }
+        }
+        return 2 * symbolizers
+    }
+
+    /// Now, without `sanitizerDescriptors` (for comparisons with a baseline taken before
+    /// any sanitizer report), or nil when the process is gone.
+    static func ownedBy(_ pid: pid_t) -> ProcessResources? {
+        guard var now = of(pid) else { return nil }
+        now.descriptors -= sanitizerDescriptors(pid)
+        return now
+    }
+
     /// The larger of each field.
     func peak(with other: ProcessResources) -> ProcessResources {
         ProcessResources(threads: max(threads, other.threads), descriptors: max(descriptors, other.descriptors),
