@@ -182,7 +182,14 @@ enum QueueHistoryCheck {
 
         // Deadlines: the earliest reply of a take whose message was pushed after this one
         // (by VERSION, or by real time for pushes of unknown outcome), as suffix minima.
-        let byPushVersion = deliveries.compactMap { d in ops[d.push].acknowledgedVersion.map { ($0, ops[d.take].replied ?? .max) } }.sorted { $0.0 < $1.0 }
+        // A loop, not compactMap with a nested map: Swift 6.3.1's release build crashes
+        // on that closure (CopyPropagation, "Found outside of lifetime use").
+        var byPushVersion: [(UInt64, UInt64)] = []
+        for delivery in deliveries {
+            guard let version = ops[delivery.push].acknowledgedVersion else { continue }
+            byPushVersion.append((version, ops[delivery.take].replied ?? .max))
+        }
+        byPushVersion.sort { $0.0 < $1.0 }
         let byPushInvocation = deliveries.filter { ops[$0.push].acknowledgedVersion == nil }.map { (ops[$0.push].invoked, ops[$0.take].replied ?? .max) }.sorted { $0.0 < $1.0 }
         func suffixMinima(_ entries: [(UInt64, UInt64)]) -> [UInt64] {
             var minima = Array(repeating: UInt64.max, count: entries.count + 1)
