@@ -57,9 +57,7 @@ struct EtcdLinearizabilityTests {
             let run = try workload.run()
             let report = run.check()
             let history = run.history
-            let results = (history.resultCounts.sorted { $0.key < $1.key } + history.kindCounts.sorted { $0.key < $1.key })
-                .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            print("linearizability etcd (seed \(seed)): \(report.operationsChecked) operations checked, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(results)")
+            print("linearizability etcd (seed \(seed)): \(report.operationsChecked) operations checked, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(history.resultSummary)")
 
             #expect(run.faultErrors.isEmpty, "\(run.faultErrors)")
             #expect(run.faultsInjected.count == 4)
@@ -75,10 +73,7 @@ struct EtcdLinearizabilityTests {
             }
             let leaderKilledAt = try #require(run.faultTimes.first)
             #expect(acknowledged.contains { $0.invoked > leaderKilledAt }, "nothing acknowledged after the leader was killed")
-            let backendFailures = history.operations.filter {
-                if case .unknown(let why) = $0.result { return why.hasPrefix("internal") }
-                return false
-            }
+            let backendFailures = history.backendFailures
             #expect(backendFailures.isEmpty, "backend failures: \(backendFailures.prefix(5).map(\.description))")
         }
     }

@@ -61,9 +61,7 @@ struct LinearizabilityTests {
             let report = run.check()
             let checkTime = ContinuousClock.now - checkStart
             let history = run.history
-            let results = (history.resultCounts.sorted { $0.key < $1.key } + history.kindCounts.sorted { $0.key < $1.key })
-                .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            print("linearizability \(backend) takes waiting \(takeWaitsMilliseconds) ms (seed \(seed)): \(report.operationsChecked) operations checked in \(String(format: "%.0f", Double(checkTime.components.seconds) * 1000 + Double(checkTime.components.attoseconds) / 1e15)) ms, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(results)")
+            print("linearizability \(backend) takes waiting \(takeWaitsMilliseconds) ms (seed \(seed)): \(report.operationsChecked) operations checked in \(String(format: "%.0f", Double(checkTime.components.seconds) * 1000 + Double(checkTime.components.attoseconds) / 1e15)) ms, \(run.faultsInjected.count) faults injected (\(run.faultsInjected.joined(separator: ", "))), \(report.violations.count) violations; results \(history.resultSummary)")
 
             let failures = Dictionary(grouping: history.operations.compactMap { operation -> String? in
                 if case .failed(let why) = operation.result { return "\(operation.kind) \(why.split(separator: " ").prefix(2).joined(separator: " "))" }
@@ -84,10 +82,7 @@ struct LinearizabilityTests {
             }
             let movedOver = acknowledged.filter { $0.invoked > faultTime && $0.client % 2 == 0 && $0.client < 6 }
             #expect(!movedOver.isEmpty, "no client of the killed server was served after the kill")
-            let backendFailures = history.operations.filter {
-                if case .unknown(let why) = $0.result { return why.hasPrefix("internal") }
-                return false
-            }
+            let backendFailures = history.backendFailures
             #expect(backendFailures.isEmpty, "backend failures: \(backendFailures.prefix(5).map(\.description))")
             return (run, report)
         }
