@@ -64,6 +64,16 @@ public final class HistoryRecorder: Sendable {
         }
     }
 
+    /// How many operations of each client were acknowledged so far (clients with none
+    /// are left out).
+    public func acknowledgedPerClient() -> [Int: Int] {
+        state.withLock { state in
+            state.operations.reduce(into: [:]) { counts, operation in
+                if operation.acknowledgedVersion != nil { counts[operation.client, default: 0] += 1 }
+            }
+        }
+    }
+
     /// Sets the state `mailbox` was in before the first operation.
     public func setInitialState(_ initial: OperationHistory.InitialState, of mailbox: Int) {
         initialStates.withLock { $0[mailbox] = initial }

@@ -26,7 +26,9 @@ import Synchronization
 ///    next one when it cannot connect (a killed server) or is answered
 ///    `err unavailable` (a server cut off from its store).
 /// 3. Meanwhile, on the calling thread, each fault runs once at its time (seconds after
-///    the clients started, in order); what it throws is kept in `Run.faultErrors`.
+///    the clients started, in order), and not before its clients have made the progress
+///    it asks for (`Fault.afterAcknowledgedPerClient`); what it throws is kept in
+///    `Run.faultErrors`.
 ///    The clients stop `seconds` after they started, but never sooner after the last
 ///    fault than scheduled (a fault that ran late on a loaded machine still gets the
 ///    run it was meant to have after it).
@@ -51,13 +53,25 @@ public struct HistoryWorkload: Sendable {
         public var name: String
         /// Seconds after the clients started.
         public var at: Double
+        /// The fault also waits, past `at`, until every client has had this many
+        /// acknowledged operations (so a run on a slow or loaded machine, e.g. under a
+        /// sanitizer, still has the history before the fault that it was meant to
+        /// have); it runs anyway after `readinessTimeout` seconds of waiting.
+        public var afterAcknowledgedPerClient: Int
         public var inject: @Sendable () throws -> Void
-        public init(_ name: String, at: Double, inject: @escaping @Sendable () throws -> Void) {
+        public init(
+            _ name: String, at: Double, afterAcknowledgedPerClient: Int = 0,
+            inject: @escaping @Sendable () throws -> Void
+        ) {
             self.name = name
             self.at = at
+            self.afterAcknowledgedPerClient = afterAcknowledgedPerClient
             self.inject = inject
         }
     }
+
+    /// The longest a fault waits for its `afterAcknowledgedPerClient`.
+    public static let readinessTimeout: Double = 30
 
     /// What a run did.
     public struct Run: Sendable {
@@ -120,6 +134,7 @@ public struct HistoryWorkload: Sendable {
         var stop = start + nanoseconds(seconds)
         for fault in faults.sorted(by: { $0.at < $1.at }) {
             sleep(until: start + nanoseconds(fault.at), recorder: recorder)
+            waitForAcknowledged(fault.afterAcknowledgedPerClient, clients: clients, recorder: recorder)
             let at = recorder.now()
             times.append(at)
             injected.append("\(fault.name) at \(seconds(at - start)) s")
@@ -234,6 +249,18 @@ public struct HistoryWorkload: Sendable {
     private func seconds(_ nanoseconds: UInt64) -> String {
         let tenths = nanoseconds / 10_000_000
         return "\(tenths / 100).\(tenths % 100 < 10 ? "0" : "")\(tenths % 100)"
+    }
+
+    /// Waits (at most `readinessTimeout`) until each of `clients` has had `count`
+    /// acknowledged operations.
+    private func waitForAcknowledged(_ count: Int, clients: Int, recorder: HistoryRecorder) {
+        guard count > 0 else { return }
+        let deadline = recorder.now() + nanoseconds(Self.readinessTimeout)
+        while recorder.now() < deadline {
+            let acknowledged = recorder.acknowledgedPerClient()
+            if (0..<clients).allSatisfy({ acknowledged[$0, default: 0] >= count }) { return }
+            ignoringFailure("waking early only re-checks the counts") { usleep(10_000) }
+        }
     }
 
     /// Sleeps until the recorder's clock reaches `time` (the fault schedule).

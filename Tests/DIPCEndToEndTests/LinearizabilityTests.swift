@@ -52,7 +52,9 @@ struct LinearizabilityTests {
             workload.takeWaitsMilliseconds = takeWaitsMilliseconds
             workload.requestTimeoutSeconds = E2E.replyTimeout
             workload.faults = [
-                HistoryWorkload.Fault("SIGKILL server on port \(killed.port)", at: seconds * 0.4) {
+                // Each server's 3 clients have ≥ 12 acknowledged operations before the
+                // kill (checked below), however slow the machine.
+                HistoryWorkload.Fault("SIGKILL server on port \(killed.port)", at: seconds * 0.4, afterAcknowledgedPerClient: 4) {
                     if Glibc.kill(pid, SIGKILL) != 0 { throw E2EError("kill(\(pid), SIGKILL): errno \(errno)") }
                 }
             ]
