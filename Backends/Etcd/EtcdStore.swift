@@ -13,7 +13,10 @@ import Synchronization
 ///   that may not wait, which holds no place). A request that must wait, or loses a
 ///   race, takes a place in line (a key bound to the server's lease) and is served in
 ///   creation-revision order; between tries it sleeps on the `WakeBoard`, which the
-///   watch stream bumps, and re-reads at least every second.
+///   watch stream bumps, and re-reads at least every second. A request that may not
+///   wait passes the places ahead of it, as on its first try: after a lost race it
+///   tries again on a fresh read, and answers `err full`/`err empty` only from a read
+///   that shows no room or no message.
 /// - Every change carries a `ChangeID` in its value: a change whose reply was lost is
 ///   resolved (the same CAS resent, or the history searched) before answering; only
 ///   when that fails within `--io-timeout` does the error say `outcome unknown`.
@@ -344,9 +347,13 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
                 // Its place vanished with an expired lease: it is alone in line anyway.
                 abandonPlace(&place)
             }
-            // A request that may not wait holds no place and tries once, whoever waits
-            // (MailboxStore): a push that fits now is made, beside pushers still waiting.
-            let myTurn = place.map { $0.key == head?.key } ?? (head == nil || !wait.waits)
+            // A request that may not wait tries whoever waits (MailboxStore): a push that
+            // fits now is made, beside pushers still waiting. When it loses a race it
+            // takes a place (so newer waiting requests queue behind it) and tries again on
+            // what it reads next, until it is served or that read shows no room or no
+            // message: each lost race is another request served, and an `err full` or
+            // `err empty` is only ever answered from what a read saw.
+            let myTurn = !wait.waits || (place.map { $0.key == head?.key } ?? (head == nil))
             var value = try MailboxValue(decoding: current?.value ?? [])
             // A take that could be served now but is behind others keeps its place past
             // its deadline: any message serves any taker, so its turn comes as soon as
@@ -362,8 +369,11 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
                     var compares = [EtcdJSON.compare(key, target: "MOD", "EQUAL", current?.modRevision ?? 0)]
                     var success: [[String: Any]] = [["request_put": EtcdJSON.put(key, value.encoded)]]
                     if let place {
-                        // No place older than its own.
-                        compares.append(EtcdJSON.compare(line, prefix: true, target: "CREATE", "GREATER", place.revision - 1))
+                        // No place older than its own (a request that may not wait
+                        // passes the places ahead, as on its first try).
+                        if wait.waits {
+                            compares.append(EtcdJSON.compare(line, prefix: true, target: "CREATE", "GREATER", place.revision - 1))
+                        }
                         success.append(["request_delete_range": EtcdJSON.delete(place.key)])
                     } else if wait.waits {
                         compares.append(EtcdJSON.compare(line, prefix: true, target: "CREATE", "EQUAL", 0))
@@ -373,8 +383,7 @@ final class EtcdStore: MailboxStore, @unchecked Sendable {
                         if place != nil { forgetPlace(&place) }
                         return .done((version, result))
                     }
-                    // Lost a race: wait in line (also a request that may not wait, which
-                    // then gives up if it is not served at its turn).
+                    // Lost a race: wait in line (a request that may not wait tries again at once).
                     if place == nil { place = try join(line) }
                     continue
                 }

@@ -140,6 +140,47 @@ struct EtcdTests {
         }
     }
 
+    @Test("contended p and c that may not wait, from two servers: never err full with room, never err empty with a message, each message taken once")
+    func contendedWithoutWaiting() throws {
+        try withCluster { cluster, scope in
+            let servers = [try scope.start("etcd", mailboxKB: 64, options: etcdOptions(cluster)),
+                           try scope.start("etcd", mailboxKB: 64, options: etcdOptions(cluster))]
+            let ports = servers.map(\.port)
+            let clients = 8, each = 20
+            /// Each client (half on each server) sends `each` requests, one at a time,
+            /// all clients at once; returns every client's results in order.
+            func contend(_ request: @escaping @Sendable (Conn, Int, Int) throws -> String) -> [String] {
+                let threads = (0..<clients).map { client in
+                    SpawnedThread { () -> [String] in
+                        do {
+                            let c = try Conn(port: ports[client % 2])
+                            return try (0..<each).map { try request(c, client, $0) }
+                        } catch { return ["\(error)"] }
+                    }
+                }
+                return threads.flatMap { $0.join() }
+            }
+            // 64 KiB holds all 160 messages: a `p` that finds the mailbox full is wrong.
+            let pushes = contend { c, client, i in
+                try c.request("p 0 8\n" + "m\(client)-\(i)".padding(toLength: 8, withPad: "_", startingAt: 0))
+            }
+            let refusedPushes = pushes.filter { !$0.hasPrefix("ok ") }
+            #expect(refusedPushes.isEmpty, "\(refusedPushes.count) of \(pushes.count) pushes refused: \(Set(refusedPushes))")
+            // 160 takes of the (at most) 160 messages: while one is there, `err empty` is wrong.
+            let takes = contend { c, _, _ in
+                try c.send("c 0\n")
+                let line = try c.readLine()
+                guard line.hasPrefix("ok ") else { return line }
+                let length = try #require(Int(line.split(separator: " ")[1]))
+                return String(decoding: try c.readBytes(length), as: UTF8.self)
+            }
+            let taken = takes.filter { $0.hasPrefix("m") }
+            let acknowledged = pushes.filter { $0.hasPrefix("ok ") }.count
+            #expect(taken.count == acknowledged, "\(taken.count) taken of \(acknowledged) pushed; other replies: \(Set(takes.filter { !$0.hasPrefix("m") }))")
+            #expect(Set(taken).count == taken.count, "a message was taken twice")
+        }
+    }
+
     @Test("a SIGKILLed server's waiting place is released: the next in line is served within 10 s")
     func deadServersPlaceReleased() throws {
         try withCluster { cluster, scope in
