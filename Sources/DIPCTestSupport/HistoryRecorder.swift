@@ -21,6 +21,8 @@ public final class HistoryRecorder: Sendable {
     private struct State {
         var operations: [HistoryOperation] = []
         var completed: [Bool] = []
+        /// Acknowledged operations per client so far.
+        var acknowledged: [Int: Int] = [:]
     }
 
     private let origin = ContinuousClock.now
@@ -61,17 +63,16 @@ public final class HistoryRecorder: Sendable {
             state.completed[ticket.index] = true
             state.operations[ticket.index].replied = replied
             state.operations[ticket.index].result = result
+            if state.operations[ticket.index].acknowledgedVersion != nil {
+                state.acknowledged[state.operations[ticket.index].client, default: 0] += 1
+            }
         }
     }
 
     /// How many operations of each client were acknowledged so far (clients with none
     /// are left out).
     public func acknowledgedPerClient() -> [Int: Int] {
-        state.withLock { state in
-            state.operations.reduce(into: [:]) { counts, operation in
-                if operation.acknowledgedVersion != nil { counts[operation.client, default: 0] += 1 }
-            }
-        }
+        state.withLock { $0.acknowledged }
     }
 
     /// Sets the state `mailbox` was in before the first operation.
