@@ -21,13 +21,24 @@ final class CurlHandle: @unchecked Sendable {
     deinit { curl_easy_cleanup(handle) }
 
     /// POSTs `body` to `url` within `timeout` seconds; the HTTP status and body, or why
-    /// no reply came: `.notApplied` when no connection was made, else `.outcomeUnknown`.
+    /// no reply came: `.notApplied` only when no byte of the request was sent, else
+    /// `.outcomeUnknown`.
+    ///
+    /// A failed connect does not prove that: when a reused connection dies before any
+    /// reply byte, libcurl silently sends the request again on a fresh connection, and
+    /// reports only that second connect's failure, although the first copy may have
+    /// reached etcd and been applied (seen here: a push applied twice across a cut link).
+    /// `CURLINFO_REQUEST_SIZE` (reset by each perform) tells whether any copy was sent.
     func post(_ url: String, _ body: Data, timeout: Double, headers: [String]) -> Result<(Int, Data), EtcdFailure> {
         let sink = Sink()
         let code = perform(url, body, headers: headers, sink: sink) {
             _ = dipc_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(timeout * 1000)))
         }
-        guard code == CURLE_OK else { return .failure(Self.failure(code)) }
+        guard code == CURLE_OK else {
+            var sent = 0
+            _ = dipc_curl_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &sent)
+            return .failure(Self.failure(code, requestBytesSent: sent))
+        }
         var status = 0
         _ = dipc_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         return .success((status, sink.data))
@@ -80,9 +91,12 @@ final class CurlHandle: @unchecked Sendable {
         return withExtendedLifetime(sink) { curl_easy_perform(handle) }
     }
 
-    /// A failed transfer: not applied when it never connected.
-    static func failure(_ code: CURLcode) -> EtcdFailure {
+    /// A failed transfer: not applied when it never connected and sent nothing.
+    static func failure(_ code: CURLcode, requestBytesSent: Int) -> EtcdFailure {
         let reason = String(cString: curl_easy_strerror(code))
+        if requestBytesSent > 0 {
+            return .outcomeUnknown("curl: \(reason), after \(requestBytesSent) request bytes were sent")
+        }
         switch code {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_URL_MALFORMAT,
              CURLE_UNSUPPORTED_PROTOCOL:

@@ -120,13 +120,18 @@ package final class EtcdClient: Sendable {
         }
     }
 
-    /// An error etcd answered: refused before proposing (no leader, not started) is not
-    /// applied; a timed-out or interrupted proposal is unknown; the rest is definite.
+    /// An error etcd answered: refused before proposing (no leader, not started, a
+    /// dropped proposal) is not applied; a timed-out or interrupted proposal is unknown
+    /// (also "transport is closing": the gateway's call to its node ended mid-flight);
+    /// the rest is definite.
     static func classify(etcdError message: String) -> EtcdFailure {
         let text = message.lowercased()
+        if text.contains("transport is closing") {
+            return .outcomeUnknown("etcd: \(message)")
+        }
         if text.contains("no leader") || text.contains("not capable") || text.contains("too many requests")
-            || text.contains("unhealthy cluster") || text.contains("connection refused") || text.contains("transport is closing")
-            || text.contains("not started")
+            || text.contains("unhealthy cluster") || text.contains("connection refused") || text.contains("not started")
+            || text.contains("proposal dropped")
         {
             return .notApplied("etcd: \(message)")
         }
