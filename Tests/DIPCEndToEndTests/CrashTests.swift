@@ -153,10 +153,20 @@ struct CrashTests {
         try withScope { scope in
             let s = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64)
             let port = s.port
-            // Thread t writes large checked values to mailbox t until the server dies.
+            // Thread t writes large checked values to mailbox t until the server dies, taking
+            // turns among 4 values made beforehand: making a 1 MiB value takes seconds under
+            // ThreadSanitizer, and a writer must stop promptly once its write fails.
+            var g = SplitMix64()
+            let values = (0..<2).map { _ in
+                (0..<4).map { _ in CheckedValue.make(length: Int.random(in: 512 * 1024...1024 * 1024, using: &g), using: &g) }
+            }
+            let turns = Locked<[Int]>([0, 0])
             let writers = LoadThreads(count: 2, port: { _ in port }, timeout: 5) { t, c in
-                var g = SplitMix64()
-                _ = try c.write(t, CheckedValue.make(length: Int.random(in: 512 * 1024...1024 * 1024, using: &g), using: &g))
+                let turn = turns.withValue { turns in
+                    defer { turns[t] += 1 }
+                    return turns[t]
+                }
+                _ = try c.write(t, values[t][turn % values[t].count])
             }
             // One acknowledged write each is enough to make an empty mailbox a lost write; the
             // deadline is generous because under ThreadSanitizer a 1 MiB checked write is slow.
@@ -166,7 +176,7 @@ struct CrashTests {
             s.kill(SIGKILL)
             try #require(s.waitGone(timeout: 5), "pid \(s.pid) still alive after SIGKILL")
             // Their writes now fail (the server is gone): that is expected, not a failure.
-            try #require(writers.stop(), "the writers did not stop once the server was dead")
+            try #require(writers.stop(timeout: 30), "the writers did not stop within 30 s once the server was dead")
             let acknowledged = writers.completed
             let s2 = try scope.start(backend, mailboxes: 2, mailboxKB: 1024, packetKB: 64, port: port)
             let c = try s2.connect()
