@@ -53,19 +53,7 @@ public final class TCPRelay: @unchecked Sendable {
     }
 
     private func listen() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = Self.loopback(port)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, Glibc.listen(fd, 64) == 0 else {
-            let code = errno
-            close(fd)
-            throw SystemError("bind/listen on port \(port)", errno: code)
-        }
+        let fd = try LoopbackPort.listen(port: port).fd
         lock.withLock { listener = fd }
         let thread = Thread { [self] in
             acceptLoop(fd)
